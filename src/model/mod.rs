@@ -1,0 +1,57 @@
+//! Wire objects of the management API: `RateLimit`, `Health`, providers and
+//! credentials with their `properties`.
+//!
+//! This module knows nothing of time, tokio or HTTP.
+
+mod rate_limit;
+
+use std::borrow::Cow;
+use std::fmt;
+
+pub use rate_limit::RateLimit;
+
+/// An invalid value in a wire object: which field, what it contained and the
+/// rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    field: &'static str,
+    value: String,
+    rule: Cow<'static, str>,
+}
+
+impl ValidationError {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl Into<String>,
+        rule: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            field,
+            value: value.into(),
+            rule: rule.into(),
+        }
+    }
+
+    /// Returns the wire name of the invalid field.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// Returns the rejected value as text (`missing` when the field was absent).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Returns the rule that the value broke.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}, got {}", self.field, self.rule, self.value)
+    }
+}
+
+impl std::error::Error for ValidationError {}

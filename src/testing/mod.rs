@@ -1,0 +1,1 @@
+//! A strict mock provider for tests.
