@@ -1,0 +1,401 @@
+//! The limiter for one credential: concurrency slots, a rate policy and a
+//! FIFO queue.
+
+mod acquire;
+mod core;
+mod error;
+mod permit;
+mod slots;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+pub use acquire::Acquire;
+pub use error::{AcquireError, TryAcquireError};
+pub use permit::Permit;
+
+use self::core::{lock, Core, Rate};
+use crate::clock::{duration_to_nanos, Clock, TokioClock};
+use crate::policy::{Margin, Policy};
+use crate::RateLimit;
+
+/// Paces the requests made with one credential so that they stay within its
+/// [`RateLimit`].
+///
+/// A `Limiter` is cheap to clone; clones, and every task that uses them,
+/// share one limit. Each request takes a concurrency slot (when
+/// `max_concurrent_requests` is non-zero) and then a rate grant under the
+/// chosen [`Policy`], and holds the slot in a [`Permit`] until it drops.
+///
+/// # Fairness
+///
+/// Requests are granted in arrival order. A request that cannot be granted
+/// at once joins a FIFO queue, and nothing behind the head is granted before
+/// it, so a heavy request at the head is not starved by light ones. While
+/// anything is queued, new requests queue too. One timer serves the whole
+/// queue, so N waiters cost about N wakeups.
+///
+/// # Accuracy
+///
+/// Time is whole nanoseconds from the limiter's [`Clock`]. With the
+/// [`StrictWindow`](Policy::StrictWindow) policy at most `allowed_requests`
+/// units start in any half-open window `[t, t + interval + guard)`, where the
+/// guard comes from the [`Margin`]. With a [`TokenBucket`](Policy::TokenBucket)
+/// of burst `b`, fewer than `allowed_requests + b` start in any such window.
+/// Waits are rounded up and never reported as zero while one remains. A clock
+/// that steps backwards makes the limiter admit less, never more.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::{Limiter, RateLimit};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // 10 requests per second, at most 2 in flight.
+/// let limiter = Limiter::new(RateLimit::new(10, 1000, 2)?);
+/// let start = tokio::time::Instant::now();
+/// for _ in 0..11 {
+///     let _permit = limiter.acquire().await;
+/// }
+/// // The 11th waited for the first to leave the window (1 s plus the
+/// // default 20 ms margin).
+/// assert_eq!(start.elapsed(), Duration::from_millis(1020));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Limiter {
+    core: Arc<Core>,
+    settings: Arc<Settings>,
+}
+
+struct Settings {
+    limit: RateLimit,
+    policy: Policy,
+    margin: Margin,
+    capacity: u32,
+}
+
+impl Limiter {
+    /// Creates a limiter for `limit` with the strict window policy, the
+    /// default margin and tokio's clock.
+    pub fn new(limit: RateLimit) -> Self {
+        Self::builder(limit).build()
+    }
+
+    /// Returns a builder to choose the policy, margin or clock.
+    pub fn builder(limit: RateLimit) -> LimiterBuilder {
+        LimiterBuilder {
+            limit,
+            policy: Policy::default(),
+            margin: Margin::default(),
+            clock: None,
+        }
+    }
+
+    /// Waits for a permit for one request.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future consumes nothing (see [`Acquire`]).
+    pub fn acquire(&self) -> Acquire<'_> {
+        Acquire::new(self, 1)
+    }
+
+    /// Waits for a permit for a request that costs `weight` units of the
+    /// rate limit, such as a batch or a GraphQL query with a known cost. The
+    /// permit holds one concurrency slot whatever its weight.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`AcquireError::InvalidWeight`] at once when `weight` is 0 or
+    /// more than the policy can ever grant: `allowed_requests` for the strict
+    /// window (after any [`Margin::Share`]), the burst for a token bucket.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future consumes nothing.
+    pub async fn acquire_weighted(&self, weight: u32) -> Result<Permit, AcquireError> {
+        self.check_weight(weight)?;
+        Ok(Acquire::new(self, weight).await)
+    }
+
+    /// Waits for a permit for `weight` units, but no longer than `timeout`.
+    ///
+    /// When the rate limit alone already makes the wait longer than
+    /// `timeout`, counting the queue ahead, it fails at once without
+    /// queueing. Otherwise it waits at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::InvalidWeight`] as for
+    /// [`acquire_weighted`](Self::acquire_weighted);
+    /// [`AcquireError::DeadlineUnreachable`] when the predicted wait passes
+    /// the deadline; [`AcquireError::TimedOut`] when the deadline passed
+    /// while waiting. Neither consumes anything.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future consumes nothing.
+    pub async fn acquire_timeout(
+        &self,
+        weight: u32,
+        timeout: Duration,
+    ) -> Result<Permit, AcquireError> {
+        self.check_weight(weight)?;
+        let clock = &self.core.clock;
+        let now = clock.now();
+        let deadline = now.saturating_add(duration_to_nanos(timeout));
+
+        let (queued_weight, _) = self.core.queued();
+        let ready_at = self
+            .core
+            .rate
+            .forecast(now, queued_weight + u64::from(weight));
+        if ready_at > deadline {
+            return Err(AcquireError::DeadlineUnreachable {
+                predicted_wait: Duration::from_nanos(ready_at - now),
+                timeout,
+            });
+        }
+
+        let mut acquire = pin!(Acquire::new(self, weight));
+        let mut expiry = clock.sleep_until(deadline);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(permit) = acquire.as_mut().poll(cx) {
+                return Poll::Ready(Ok(permit));
+            }
+            if expiry.as_mut().poll(cx).is_ready() {
+                tracing::trace!(weight, ?timeout, "acquire timed out");
+                return Poll::Ready(Err(AcquireError::TimedOut { timeout }));
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Takes a permit for one request if the limiter can grant it now.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`TryAcquireError`] that says why no permit was granted
+    /// and, where the rate limit determines it, the earliest retry time.
+    pub fn try_acquire(&self) -> Result<Permit, TryAcquireError> {
+        self.try_acquire_weighted(1)
+    }
+
+    /// Takes a permit for `weight` units if the limiter can grant it now.
+    ///
+    /// It never waits and never jumps the queue: while others wait it
+    /// returns [`TryAcquireError::Queued`].
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`TryAcquireError`] that says why no permit was granted
+    /// and, where the rate limit determines it, the earliest retry time.
+    pub fn try_acquire_weighted(&self, weight: u32) -> Result<Permit, TryAcquireError> {
+        if let Err(AcquireError::InvalidWeight { weight, capacity }) = self.check_weight(weight) {
+            return Err(TryAcquireError::InvalidWeight { weight, capacity });
+        }
+        let core = &self.core;
+        let now = core.clock.now();
+
+        let (queued_weight, waiting) = core.queued();
+        if waiting > 0 {
+            let ready_at = core.rate.forecast(now, queued_weight + u64::from(weight));
+            return Err(TryAcquireError::Queued {
+                waiting,
+                retry_after: Duration::from_nanos(ready_at.saturating_sub(now).max(1)),
+            });
+        }
+
+        match core.try_direct(weight) {
+            Ok(()) => Ok(Permit::new(self.clone(), weight)),
+            Err(Some(at)) => Err(TryAcquireError::RateLimited {
+                retry_after: Duration::from_nanos(at.saturating_sub(now).max(1)),
+            }),
+            Err(None) if core.slots.waiters() > 0 => Err(TryAcquireError::Queued {
+                waiting: core.slots.waiters(),
+                retry_after: Duration::from_nanos(1),
+            }),
+            Err(None) => Err(TryAcquireError::ConcurrencyLimited {
+                cap: core.slots.cap(),
+            }),
+        }
+    }
+
+    /// Runs `future` under a permit for one request, releasing the slot when
+    /// it completes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future before the permit is granted consumes
+    /// nothing; dropping it later releases the slot.
+    pub async fn run<F: Future>(&self, future: F) -> F::Output {
+        let _permit = self.acquire().await;
+        future.await
+    }
+
+    /// Returns the configured rate limit.
+    pub fn rate_limit(&self) -> RateLimit {
+        self.settings.limit
+    }
+
+    /// Returns the admission policy.
+    pub fn policy(&self) -> Policy {
+        self.settings.policy
+    }
+
+    /// Returns the safety margin.
+    pub fn margin(&self) -> Margin {
+        self.settings.margin
+    }
+
+    /// Returns the largest weight a single request can be granted.
+    pub fn capacity(&self) -> u32 {
+        self.settings.capacity
+    }
+
+    /// Returns the number of concurrency slots in use, including the one the
+    /// queue head may hold while it waits for its rate grant.
+    pub fn in_flight(&self) -> u32 {
+        self.core.slots.in_flight()
+    }
+
+    /// Returns the number of queued requests.
+    pub fn waiting(&self) -> usize {
+        self.core.slots.waiters()
+    }
+
+    fn check_weight(&self, weight: u32) -> Result<(), AcquireError> {
+        let capacity = self.settings.capacity;
+        if weight == 0 || weight > capacity {
+            return Err(AcquireError::InvalidWeight { weight, capacity });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("rate_limit", &self.settings.limit)
+            .field("policy", &self.settings.policy)
+            .field("margin", &self.settings.margin)
+            .field("in_flight", &self.in_flight())
+            .field("waiting", &self.waiting())
+            .field("window_entries", &self.core.rate.log_len())
+            .finish()
+    }
+}
+
+/// Configures a [`Limiter`].
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use tollgate::{Limiter, Margin, Policy, RateLimit};
+///
+/// # fn main() -> Result<(), tollgate::ValidationError> {
+/// let burst = NonZeroU32::new(5).unwrap();
+/// let limiter = Limiter::builder(RateLimit::new(100, 10_000, 0)?)
+///     .policy(Policy::token_bucket(burst))
+///     .margin(Margin::None)
+///     .build();
+/// assert_eq!(limiter.capacity(), 5);
+/// # Ok(())
+/// # }
+/// ```
+pub struct LimiterBuilder {
+    limit: RateLimit,
+    policy: Policy,
+    margin: Margin,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl LimiterBuilder {
+    /// Sets the admission policy (default: [`Policy::StrictWindow`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the safety margin (default: [`Margin::Auto`]).
+    pub fn margin(mut self, margin: Margin) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Sets the clock (default: a new [`TokioClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Builds the limiter.
+    pub fn build(self) -> Limiter {
+        warn_if_seconds_as_milliseconds(&self.limit);
+        let (allowed, interval) = self.margin.apply(&self.limit);
+        let rate = Rate::new(self.policy, allowed, interval);
+        let capacity = rate.capacity();
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(TokioClock::new()) as Arc<dyn Clock>);
+        let core = Core::new(rate, self.limit.max_concurrent_requests(), clock);
+        tracing::debug!(limit = %self.limit, policy = ?self.policy, margin = ?self.margin, "limiter created");
+
+        Limiter {
+            core,
+            settings: Arc::new(Settings {
+                limit: self.limit,
+                policy: self.policy,
+                margin: self.margin,
+                capacity,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for LimiterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterBuilder")
+            .field("limit", &self.limit)
+            .field("policy", &self.policy)
+            .field("margin", &self.margin)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// Logs one warning per distinct limit when an interval under one second
+/// allows more than 1,000 requests per second: such limits are most often
+/// seconds written where the API expects milliseconds.
+fn warn_if_seconds_as_milliseconds(limit: &RateLimit) {
+    static WARNED: Mutex<Option<HashSet<RateLimit>>> = Mutex::new(None);
+
+    let interval = limit.interval_ms();
+    let per_second = u64::from(limit.allowed_requests()) * 1000 / interval;
+    if interval >= 1000 || per_second <= 1000 {
+        return;
+    }
+
+    let mut warned = lock(&WARNED);
+    let warned = warned.get_or_insert_with(HashSet::new);
+    if warned.len() < 1024 && warned.insert(*limit) {
+        tracing::warn!(
+            allowed_requests = limit.allowed_requests(),
+            interval_ms = interval,
+            per_second,
+            "rate limit allows {per_second} requests per second; `interval` is in \
+             milliseconds, so an interval of {interval} may be seconds written as milliseconds"
+        );
+    }
+}
