@@ -65,8 +65,8 @@ use crate::RateLimit;
 ///     let _permit = limiter.acquire().await;
 /// }
 /// // The 11th waited for the first to leave the window (1 s plus the
-/// // default 20 ms margin).
-/// assert_eq!(start.elapsed(), Duration::from_millis(1020));
+/// // default 10 ms margin).
+/// assert_eq!(start.elapsed(), Duration::from_millis(1010));
 /// # Ok(())
 /// # }
 /// ```

@@ -84,10 +84,11 @@ impl fmt::Debug for Policy {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Margin {
-    /// Adds `interval / 50` to the interval, clamped to between 5 ms and 1 s:
-    /// 20 ms on a one-second limit, 1 s on an hourly one. This costs at most
-    /// 2% of the limit for intervals of 250 ms and longer, and absorbs that
-    /// much jitter between release and arrival.
+    /// Adds `interval / 100` to the interval, clamped to between 5 ms and
+    /// 1 s: 10 ms on a one-second limit, 1 s on an hourly one. This costs
+    /// at most 1% of the limit for intervals of 500 ms and longer, and
+    /// absorbs that much variation in the delay between a request's release
+    /// and its arrival at the provider.
     #[default]
     Auto,
     /// Paces at exactly the configured limit.
@@ -107,7 +108,7 @@ impl Margin {
         let interval = duration_to_nanos(limit.interval());
         match self {
             Margin::Auto => {
-                let guard = (interval / 50).clamp(5_000_000, 1_000_000_000);
+                let guard = (interval / 100).clamp(5_000_000, 1_000_000_000);
                 (allowed, interval.saturating_add(guard))
             }
             Margin::None => (allowed, interval),
