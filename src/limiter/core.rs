@@ -72,6 +72,29 @@ impl Rate {
         tracing::trace!(weight, refunded, "cancelled waiter returned its grant");
     }
 
+    /// Switches the policy to `allowed` per `interval` nanoseconds; a token
+    /// bucket takes its configured burst, capped at the new `allowed`.
+    pub(crate) fn reconfigure(&self, now: u64, allowed: u32, interval: u64, policy: Policy) {
+        match self {
+            Rate::Bucket(bucket) => {
+                let burst = match policy {
+                    Policy::TokenBucket { burst } => burst.get().min(allowed),
+                    Policy::StrictWindow => allowed,
+                };
+                bucket.reconfigure(now, allowed, interval, burst);
+            }
+            Rate::Window(log) => lock(log).reconfigure(now, allowed, interval),
+        }
+    }
+
+    /// Reports whether no past grant still limits what can start at `now`.
+    pub(crate) fn is_idle(&self, now: u64) -> bool {
+        match self {
+            Rate::Bucket(bucket) => bucket.is_idle(now),
+            Rate::Window(log) => lock(log).is_idle(now),
+        }
+    }
+
     /// Returns the number of entries in a window log, or 0 for a bucket.
     pub(crate) fn log_len(&self) -> usize {
         match self {
@@ -309,6 +332,11 @@ impl Core {
             }
         };
         wake_all(wakers);
+    }
+
+    /// Serves the queue after a change of limits.
+    pub(crate) fn limits_changed(&self) {
+        self.drive();
     }
 
     /// Returns the total weight and count of queued requests.

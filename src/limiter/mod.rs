@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -77,10 +78,13 @@ pub struct Limiter {
 }
 
 struct Settings {
-    limit: RateLimit,
+    /// The current limit; [`Limiter::set_rate_limit`] replaces it and holds
+    /// the lock for the whole change, which serializes changes.
+    limit: Mutex<RateLimit>,
     policy: Policy,
     margin: Margin,
-    capacity: u32,
+    /// The largest grantable weight, read on every weighted acquire.
+    capacity: AtomicU32,
 }
 
 impl Limiter {
@@ -243,9 +247,54 @@ impl Limiter {
         future.await
     }
 
-    /// Returns the configured rate limit.
+    /// Returns the current rate limit.
     pub fn rate_limit(&self) -> RateLimit {
-        self.settings.limit
+        *lock(&self.settings.limit)
+    }
+
+    /// Changes the rate limit while the limiter is in use.
+    ///
+    /// - Requests that already started keep counting in their window, so a
+    ///   change never opens a fresh burst.
+    /// - A raised limit admits within one new interval and never locks the
+    ///   limiter out; a lowered one applies at once.
+    /// - Capacity earned while idle was earned at the old rate and stays
+    ///   capped as before. A token bucket keeps its configured burst, capped
+    ///   at the new `allowed_requests`.
+    /// - A lower concurrency cap cancels nothing in flight and admits
+    ///   nothing new until in-flight requests drop below it; a higher cap
+    ///   admits queued requests at once.
+    /// - Queued requests keep their order. One queued with a weight above the
+    ///   new capacity is granted as a full-capacity request.
+    pub fn set_rate_limit(&self, limit: RateLimit) {
+        let mut current = lock(&self.settings.limit);
+        if *current == limit {
+            return;
+        }
+        warn_if_seconds_as_milliseconds(&limit);
+        let (allowed, interval) = self.settings.margin.apply(&limit);
+        let core = &self.core;
+        core.rate
+            .reconfigure(core.clock.now(), allowed, interval, self.settings.policy);
+        self.settings
+            .capacity
+            .store(core.rate.capacity(), Ordering::Relaxed);
+        core.slots.set_cap(limit.max_concurrent_requests());
+        tracing::debug!(from = %*current, to = %limit, "rate limit changed");
+        *current = limit;
+        drop(current);
+
+        core.limits_changed();
+    }
+
+    /// Reports whether the limiter holds no state worth keeping: nothing in
+    /// flight, nothing queued, and no past grant that still limits new ones.
+    /// An idle limiter behaves exactly like a new one.
+    pub fn is_idle(&self) -> bool {
+        let core = &self.core;
+        core.slots.in_flight() == 0
+            && core.slots.waiters() == 0
+            && core.rate.is_idle(core.clock.now())
     }
 
     /// Returns the admission policy.
@@ -260,7 +309,7 @@ impl Limiter {
 
     /// Returns the largest weight a single request can be granted.
     pub fn capacity(&self) -> u32 {
-        self.settings.capacity
+        self.settings.capacity.load(Ordering::Relaxed)
     }
 
     /// Returns the number of concurrency slots in use, including the one the
@@ -275,7 +324,7 @@ impl Limiter {
     }
 
     fn check_weight(&self, weight: u32) -> Result<(), AcquireError> {
-        let capacity = self.settings.capacity;
+        let capacity = self.capacity();
         if weight == 0 || weight > capacity {
             return Err(AcquireError::InvalidWeight { weight, capacity });
         }
@@ -286,7 +335,7 @@ impl Limiter {
 impl fmt::Debug for Limiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Limiter")
-            .field("rate_limit", &self.settings.limit)
+            .field("rate_limit", &self.rate_limit())
             .field("policy", &self.settings.policy)
             .field("margin", &self.settings.margin)
             .field("in_flight", &self.in_flight())
@@ -355,10 +404,10 @@ impl LimiterBuilder {
         Limiter {
             core,
             settings: Arc::new(Settings {
-                limit: self.limit,
+                limit: Mutex::new(self.limit),
                 policy: self.policy,
                 margin: self.margin,
-                capacity,
+                capacity: AtomicU32::new(capacity),
             }),
         }
     }

@@ -78,6 +78,12 @@ impl Slots {
         self.in_flight.load(SeqCst)
     }
 
+    /// Sets a new cap. Slots already taken stay taken; a lower cap admits
+    /// nothing new until enough of them are released.
+    pub(crate) fn set_cap(&self, cap: u32) {
+        self.cap.store(cap, SeqCst);
+    }
+
     pub(crate) fn cap(&self) -> u32 {
         self.cap.load(SeqCst)
     }

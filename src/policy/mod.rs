@@ -52,7 +52,9 @@ pub enum Policy {
     /// in one window when `burst = allowed_requests`: a full bucket at the
     /// end of one window plus the refill during the next.
     TokenBucket {
-        /// The largest weight that can be granted at once.
+        /// The largest weight that can be granted at once. The limiter caps
+        /// it at `allowed_requests`, also after a change of limit, so the
+        /// window bound above holds with `b <= allowed_requests`.
         burst: NonZeroU32,
     },
 }

@@ -20,6 +20,9 @@ pub(crate) struct WindowLog {
     used: u64,
     allowed: u32,
     interval: u64,
+    /// The latest time ever recorded, kept after its entry expires, so a
+    /// change to a longer interval knows how far back grants can reach.
+    latest: Option<u64>,
 }
 
 impl WindowLog {
@@ -30,6 +33,7 @@ impl WindowLog {
             used: 0,
             allowed,
             interval: interval.max(1),
+            latest: None,
         }
     }
 
@@ -52,7 +56,11 @@ impl WindowLog {
     /// Grants `weight` units at `now` or returns the earliest time it could.
     ///
     /// The caller checks `weight <= capacity()` first.
+    ///
+    /// A weight above `allowed` is granted as `allowed`, so a request queued
+    /// before the limit was lowered can still be served.
     pub(crate) fn try_grant(&mut self, now: u64, weight: u32) -> Decision {
+        let weight = weight.min(self.allowed);
         self.expire(now);
         if self.used + u64::from(weight) <= u64::from(self.allowed) {
             return Decision::Granted(Stamp::Window {
@@ -78,6 +86,7 @@ impl WindowLog {
             }
         };
         self.used += u64::from(weight);
+        self.latest = Some(at);
         at
     }
 
@@ -138,6 +147,72 @@ impl WindowLog {
             self.entries.remove(index);
         }
         true
+    }
+
+    /// Switches to `allowed` units per `interval` nanoseconds.
+    ///
+    /// Grants already in the log keep counting, so a change never opens a
+    /// fresh burst. A longer interval reaches back past what the log still
+    /// remembers, so the gap is filled as if the old limit had been used in
+    /// full, back to the latest real grant: capacity then frees at the old
+    /// rate until the new window has passed, and a limiter that was idle for
+    /// the whole new window gets no such entries.
+    pub(crate) fn reconfigure(&mut self, now: u64, allowed: u32, interval: u64) {
+        let interval = interval.max(1);
+        self.expire(now);
+        if interval > self.interval {
+            self.backfill(now, interval);
+        }
+        self.allowed = allowed;
+        self.interval = interval;
+    }
+
+    /// Prepends assumed full windows of the old limit between the start of
+    /// the new window and the oldest entry the log remembers.
+    fn backfill(&mut self, now: u64, new_interval: u64) {
+        const MAX_ENTRIES: u64 = 1024;
+        let Some(latest) = self.latest else {
+            return;
+        };
+        let old_interval = self.interval;
+        let window_start = now.saturating_sub(new_interval);
+
+        // The newest assumed grant: one old interval before now, when the
+        // log's memory ends, but never after the latest real grant.
+        let Some(newest) = now.checked_sub(old_interval) else {
+            return;
+        };
+        let newest = newest.min(latest);
+        if newest <= window_start {
+            return;
+        }
+
+        // Group old windows so at most MAX_ENTRIES are added; each group is
+        // recorded at its newest time, which keeps it in the log longest.
+        let windows = (newest - window_start).div_ceil(old_interval);
+        let group = windows.div_ceil(MAX_ENTRIES).max(1);
+        let step = old_interval.saturating_mul(group);
+        let units = u32::try_from(u64::from(self.allowed) * group).unwrap_or(u32::MAX);
+
+        let mut assumed = Vec::new();
+        let mut at = newest;
+        while at > window_start {
+            assumed.push((at, units));
+            self.used += u64::from(units);
+            match at.checked_sub(step) {
+                Some(earlier) => at = earlier,
+                None => break,
+            }
+        }
+        for entry in assumed {
+            self.entries.push_front(entry);
+        }
+    }
+
+    /// Reports whether the log holds nothing that still counts at `now`.
+    pub(crate) fn is_idle(&mut self, now: u64) -> bool {
+        self.expire(now);
+        self.entries.is_empty()
     }
 
     /// Returns the number of entries in the log.
@@ -204,6 +279,49 @@ mod tests {
         };
         assert!(log.refund(at, 1));
         assert!(granted(log.try_grant(1, 1)));
+    }
+
+    #[test]
+    fn raise_keeps_started_grants() {
+        let mut log = WindowLog::new(2, SECOND);
+        assert!(granted(log.try_grant(0, 2)));
+        log.reconfigure(10, 3, SECOND);
+        assert!(granted(log.try_grant(10, 1)));
+        assert_eq!(log.try_grant(10, 1), Decision::NotBefore(SECOND));
+    }
+
+    #[test]
+    fn longer_interval_assumes_old_rate() {
+        let mut log = WindowLog::new(10, SECOND);
+        // Greedy for 5 s: 10 grants at the start of each second.
+        for second in 0..5 {
+            assert!(granted(log.try_grant(second * SECOND, 10)));
+        }
+        let now = 5 * SECOND - 1;
+        log.reconfigure(now, 600, 60 * SECOND);
+        // The log remembers 10 grants and assumes 10 more per second back to
+        // the start, so 600 - 50 are free now, and no fresh 600.
+        assert!(granted(log.try_grant(now, 550)));
+        assert!(!granted(log.try_grant(now, 1)));
+    }
+
+    #[test]
+    fn idle_log_needs_no_backfill() {
+        let mut log = WindowLog::new(10, SECOND);
+        assert!(granted(log.try_grant(0, 10)));
+        let now = 120 * SECOND;
+        log.reconfigure(now, 600, 60 * SECOND);
+        assert!(granted(log.try_grant(now, 600)));
+    }
+
+    #[test]
+    fn backfill_entries_stay_bounded() {
+        let mut log = WindowLog::new(1, 1_000);
+        let day = 86_400 * SECOND;
+        assert!(granted(log.try_grant(day, 1)));
+        log.reconfigure(day + 1_000, 1, day);
+        assert!(log.len() <= 1025, "{} entries", log.len());
+        assert!(!granted(log.try_grant(day + 1_000, 1)));
     }
 
     #[test]
