@@ -1,5 +1,6 @@
 //! The future that waits for a permit.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +24,72 @@ use super::{Limiter, Permit};
 /// no gap.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a> {
-    limiter: &'a Limiter,
+    waiter: Waiter<&'a Limiter>,
+}
+
+impl<'a> Acquire<'a> {
+    /// The caller has checked that `weight` is grantable.
+    pub(crate) fn new(limiter: &'a Limiter, weight: u32) -> Self {
+        Self {
+            waiter: Waiter::new(limiter, weight),
+        }
+    }
+}
+
+impl Future for Acquire<'_> {
+    type Output = Permit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
+        self.get_mut().waiter.poll_permit(cx)
+    }
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.waiter.fmt("Acquire", f)
+    }
+}
+
+/// A future like [`Acquire`] that owns a handle to its limiter, so it is
+/// `'static` and can be stored, for example in a tower service between
+/// `poll_ready` and `call`.
+///
+/// Returned by [`Limiter::acquire_owned`].
+///
+/// # Cancel safety
+///
+/// The same as [`Acquire`]: dropping it consumes nothing.
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireOwned {
+    waiter: Waiter<Limiter>,
+}
+
+impl AcquireOwned {
+    /// The caller has checked that `weight` is grantable.
+    pub(crate) fn new(limiter: Limiter, weight: u32) -> Self {
+        Self {
+            waiter: Waiter::new(limiter, weight),
+        }
+    }
+}
+
+impl Future for AcquireOwned {
+    type Output = Permit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
+        self.get_mut().waiter.poll_permit(cx)
+    }
+}
+
+impl fmt::Debug for AcquireOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.waiter.fmt("AcquireOwned", f)
+    }
+}
+
+/// The state machine behind both acquire futures.
+struct Waiter<L: Borrow<Limiter>> {
+    limiter: L,
     weight: u32,
     state: State,
 }
@@ -35,9 +101,8 @@ enum State {
     Done,
 }
 
-impl<'a> Acquire<'a> {
-    /// The caller has checked that `weight` is grantable.
-    pub(crate) fn new(limiter: &'a Limiter, weight: u32) -> Self {
+impl<L: Borrow<Limiter>> Waiter<L> {
+    fn new(limiter: L, weight: u32) -> Self {
         Self {
             limiter,
             weight,
@@ -47,54 +112,47 @@ impl<'a> Acquire<'a> {
 
     fn permit(&mut self) -> Permit {
         self.state = State::Done;
-        Permit::new(self.limiter.clone(), self.weight)
+        Permit::new(self.limiter.borrow().clone(), self.weight)
     }
-}
 
-impl Future for Acquire<'_> {
-    type Output = Permit;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
-        let this = self.get_mut();
-        let core = &this.limiter.core;
-        match this.state {
+    fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<Permit> {
+        let core = &self.limiter.borrow().core;
+        match self.state {
             State::Start => {
-                if core.try_direct(this.weight).is_ok() {
-                    tracing::trace!(weight = this.weight, "granted without waiting");
-                    return Poll::Ready(this.permit());
+                if core.try_direct(self.weight).is_ok() {
+                    tracing::trace!(weight = self.weight, "granted without waiting");
+                    return Poll::Ready(self.permit());
                 }
-                let (id, status) = core.enqueue(this.weight, cx.waker().clone());
+                let (id, status) = core.enqueue(self.weight, cx.waker().clone());
                 match status {
-                    Status::Granted => Poll::Ready(this.permit()),
+                    Status::Granted => Poll::Ready(self.permit()),
                     Status::Waiting => {
-                        tracing::trace!(weight = this.weight, id, "queued");
-                        this.state = State::Queued(id);
+                        tracing::trace!(weight = self.weight, id, "queued");
+                        self.state = State::Queued(id);
                         Poll::Pending
                     }
                 }
             }
             State::Queued(id) => match core.poll_status(id, cx.waker()) {
-                Status::Granted => Poll::Ready(this.permit()),
+                Status::Granted => Poll::Ready(self.permit()),
                 Status::Waiting => Poll::Pending,
             },
-            State::Done => panic!("`Acquire` polled after it completed"),
+            State::Done => panic!("acquire future polled after it completed"),
         }
     }
-}
 
-impl Drop for Acquire<'_> {
-    fn drop(&mut self) {
-        if let State::Queued(id) = self.state {
-            self.limiter.core.cancel(id, self.weight);
-        }
-    }
-}
-
-impl fmt::Debug for Acquire<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Acquire")
+    fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("weight", &self.weight)
             .field("state", &self.state)
             .finish()
+    }
+}
+
+impl<L: Borrow<Limiter>> Drop for Waiter<L> {
+    fn drop(&mut self) {
+        if let State::Queued(id) = self.state {
+            self.limiter.borrow().core.cancel(id, self.weight);
+        }
     }
 }

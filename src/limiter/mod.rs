@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-pub use acquire::Acquire;
+pub use acquire::{Acquire, AcquireOwned};
 pub use error::{AcquireError, TryAcquireError};
 pub use permit::Permit;
 
@@ -111,6 +111,22 @@ impl Limiter {
     /// Cancel safe: dropping the future consumes nothing (see [`Acquire`]).
     pub fn acquire(&self) -> Acquire<'_> {
         Acquire::new(self, 1)
+    }
+
+    /// Returns a `'static` future that waits for a permit for `weight`
+    /// units, holding its own handle to the limiter.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`AcquireError::InvalidWeight`] at once, as
+    /// [`acquire_weighted`](Self::acquire_weighted) does.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future consumes nothing.
+    pub fn acquire_owned(&self, weight: u32) -> Result<AcquireOwned, AcquireError> {
+        self.check_weight(weight)?;
+        Ok(AcquireOwned::new(self.clone(), weight))
     }
 
     /// Waits for a permit for a request that costs `weight` units of the
