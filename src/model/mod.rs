@@ -3,12 +3,27 @@
 //!
 //! This module knows nothing of time, tokio or HTTP.
 
+mod credential;
+mod health;
+mod properties;
+mod provider;
 mod rate_limit;
+mod secret;
+mod wire;
 
 use std::borrow::Cow;
 use std::fmt;
 
+pub use credential::Credential;
+pub use health::{Health, HealthStatus};
+pub use properties::{
+    AirtableOauth2Properties, CheckoutChampPasswordProperties, CredentialProperties,
+    GitHubAppProperties, HubSpotOauth2Properties, LinearOauth2Properties,
+    SalesforceOauth2Properties, ShopifyOauth2Properties, StripeProperties, UnknownProperties,
+};
+pub use provider::Provider;
 pub use rate_limit::RateLimit;
+pub use secret::{is_secret_key, SecretString};
 
 /// An invalid value in a wire object: which field, what it contained and the
 /// rule it broke.

@@ -60,7 +60,11 @@ impl RateLimit {
         max_concurrent_requests: u32,
     ) -> Result<Self, ValidationError> {
         if allowed_requests == 0 {
-            return Err(ValidationError::new("allowed_requests", "0", "must be at least 1"));
+            return Err(ValidationError::new(
+                "allowed_requests",
+                "0",
+                "must be at least 1",
+            ));
         }
         if interval_ms == 0 {
             return Err(ValidationError::new(
@@ -128,6 +132,8 @@ enum WireNumber {
     Negative(i64),
     Float(f64),
     Null,
+    /// A string, boolean, array or object, described for an error message.
+    NotNumber(String),
 }
 
 impl WireNumber {
@@ -146,14 +152,36 @@ impl WireNumber {
                 value.to_string(),
                 "must not be negative",
             )),
-            WireNumber::Float(value) => Err(ValidationError::new(
-                field,
-                value.to_string(),
-                "must be a whole number",
-            )),
+            WireNumber::Float(value) => Err(float_error(field, value, max)),
             WireNumber::Null => Err(ValidationError::new(field, "null", "must be a number")),
+            WireNumber::NotNumber(ref value) => Err(ValidationError::new(
+                field,
+                value.clone(),
+                "must be a number",
+            )),
         }
     }
+}
+
+/// Describes why a JSON number with a decimal point or exponent is rejected.
+///
+/// serde_json parses integers above `u64::MAX` as `f64`, so an overflowing
+/// integer arrives here, and the value in the message is its `f64` rounding.
+fn float_error(field: &'static str, value: f64, max: u64) -> ValidationError {
+    // 2^64, the first whole number that does not fit in a u64. Below it, a
+    // whole non-negative f64 converts to u64 exactly.
+    const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
+
+    let rule = if value.fract() != 0.0 {
+        "must be a whole number".into()
+    } else if value < 0.0 {
+        "must not be negative".into()
+    } else if value >= U64_LIMIT || value as u64 > max {
+        format!("must be at most {max}")
+    } else {
+        "must be written as an integer, without a decimal point or exponent".into()
+    };
+    ValidationError::new(field, value.to_string(), rule)
 }
 
 impl<'de> Deserialize<'de> for WireNumber {
@@ -179,7 +207,9 @@ impl<'de> Deserialize<'de> for WireNumber {
             }
 
             fn visit_u128<E: de::Error>(self, value: u128) -> Result<WireNumber, E> {
-                Ok(WireNumber::Unsigned(u64::try_from(value).unwrap_or(u64::MAX)))
+                Ok(WireNumber::Unsigned(
+                    u64::try_from(value).unwrap_or(u64::MAX),
+                ))
             }
 
             fn visit_f64<E: de::Error>(self, value: f64) -> Result<WireNumber, E> {
@@ -193,17 +223,47 @@ impl<'de> Deserialize<'de> for WireNumber {
             fn visit_none<E: de::Error>(self) -> Result<WireNumber, E> {
                 Ok(WireNumber::Null)
             }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<WireNumber, E> {
+                Ok(WireNumber::NotNumber(value.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<WireNumber, E> {
+                Ok(WireNumber::NotNumber(format!("{value:?}")))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireNumber, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(WireNumber::NotNumber("an array".into()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WireNumber, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(WireNumber::NotNumber("an object".into()))
+            }
         }
 
         deserializer.deserialize_any(NumberVisitor)
     }
 }
 
+// `Option` alone would read `null` as absent, so `present` keeps `None` for a
+// missing field and passes `null` on to `WireNumber::Null`.
 #[derive(Deserialize)]
 struct WireRateLimit {
+    #[serde(default, deserialize_with = "present")]
     allowed_requests: Option<WireNumber>,
+    #[serde(default, deserialize_with = "present")]
     interval: Option<WireNumber>,
+    #[serde(default, deserialize_with = "present")]
     max_concurrent_requests: Option<WireNumber>,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<WireNumber>, D::Error> {
+    WireNumber::deserialize(deserializer).map(Some)
 }
 
 fn required(
