@@ -60,3 +60,7 @@ pub use model::{
 };
 pub use policy::{Margin, Policy};
 
+/// Compiles and runs the README's Rust example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
