@@ -38,6 +38,10 @@
 //! - [`policy`]: the strict rolling window, the GCRA token bucket and the
 //!   safety [`Margin`], as pure arithmetic over integer nanoseconds.
 //! - [`Limiter`]: concurrency slots, the rate policy and the FIFO queue.
+//! - [`registry`]: limiters keyed by credential id, with live limit updates
+//!   and idle eviction.
+//! - `tower` (feature `tower`) and `middleware` (feature
+//!   `reqwest-middleware`): pacing for any HTTP client.
 //! - `testing` (feature `mock-provider`): a strict mock provider on loopback
 //!   that judges a client with its own bookkeeping.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -46,6 +50,7 @@ pub mod clock;
 mod limiter;
 pub mod model;
 pub mod policy;
+pub mod registry;
 #[cfg(feature = "mock-provider")]
 pub mod testing;
 
@@ -59,6 +64,7 @@ pub use model::{
     StripeProperties, UnknownProperties, ValidationError,
 };
 pub use policy::{Margin, Policy};
+pub use registry::{Registry, RegistryBuilder};
 
 /// Compiles and runs the README's Rust example as a doc test.
 #[cfg(doctest)]

@@ -339,6 +339,15 @@ impl Limiter {
         self.core.slots.waiters()
     }
 
+    /// Returns the number of live handles to this limiter: clones, permits
+    /// and owned acquire futures each hold one, and the queue's timer holds
+    /// one while it fires. The read need not synchronize with the drops that
+    /// lowered the count, so a caller that acts on a count of 1 issues an
+    /// acquire fence first to observe what the dropped handles did.
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.core)
+    }
+
     fn check_weight(&self, weight: u32) -> Result<(), AcquireError> {
         let capacity = self.capacity();
         if weight == 0 || weight > capacity {
