@@ -48,11 +48,15 @@
 
 pub mod clock;
 mod limiter;
+#[cfg(feature = "reqwest-middleware")]
+pub mod middleware;
 pub mod model;
 pub mod policy;
 pub mod registry;
 #[cfg(feature = "mock-provider")]
 pub mod testing;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use limiter::{
     Acquire, AcquireError, AcquireOwned, Limiter, LimiterBuilder, Permit, TryAcquireError,
