@@ -235,3 +235,11 @@ async fn queued_heavy_request_survives_lowering() {
         "the heavy request took the whole capacity"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn burst_capped_at_allowed() {
+    // A burst above allowed_requests would break the documented window bound.
+    let limiter = bucket(limit(3, 1000, 0), 10);
+    assert_eq!(limiter.capacity(), 3);
+    assert_eq!(drain(&limiter), 3);
+}

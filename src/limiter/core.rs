@@ -17,18 +17,21 @@
 //! costs only its own place, and N waiters cost about N task wakeups.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Wake, Waker};
 
 use crate::clock::{Clock, Sleep};
-use crate::policy::{Decision, Gcra, Policy, Stamp, WindowLog};
+use crate::policy::{Decision, Gcra, Margin, Policy, Stamp, WindowLog};
+use crate::RateLimit;
 
 use super::slots::Slots;
 
-/// The rate state of one limiter.
+/// The rate state of one limiter. The bucket is boxed because its table of
+/// parameters by generation is several times larger than a window's state.
 #[derive(Debug)]
 pub(crate) enum Rate {
-    Bucket(Gcra),
+    Bucket(Box<Gcra>),
     Window(Mutex<WindowLog>),
 }
 
@@ -37,7 +40,8 @@ impl Rate {
         match policy {
             Policy::StrictWindow => Rate::Window(Mutex::new(WindowLog::new(allowed, interval))),
             Policy::TokenBucket { burst } => {
-                Rate::Bucket(Gcra::new(allowed, interval, burst.get()))
+                let burst = burst.get().min(allowed);
+                Rate::Bucket(Box::new(Gcra::new(allowed, interval, burst)))
             }
         }
     }
@@ -142,8 +146,20 @@ pub(crate) enum Status {
     Waiting,
 }
 
+/// The configuration a limiter was built with, and its current limit.
+pub(crate) struct Settings {
+    /// The current limit; `Limiter::set_rate_limit` replaces it and holds
+    /// the lock for the whole change, which serializes changes.
+    pub(crate) limit: Mutex<RateLimit>,
+    pub(crate) policy: Policy,
+    pub(crate) margin: Margin,
+    /// The largest grantable weight, read on every weighted acquire.
+    pub(crate) capacity: AtomicU32,
+}
+
 /// The state shared by all clones of one limiter.
 pub(crate) struct Core {
+    pub(crate) settings: Settings,
     pub(crate) rate: Rate,
     pub(crate) slots: Slots,
     pub(crate) clock: Arc<dyn Clock>,
@@ -167,8 +183,14 @@ impl Wake for TimerWake {
 }
 
 impl Core {
-    pub(crate) fn new(rate: Rate, cap: u32, clock: Arc<dyn Clock>) -> Arc<Self> {
+    pub(crate) fn new(
+        rate: Rate,
+        cap: u32,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|weak| Core {
+            settings,
             rate,
             slots: Slots::new(cap),
             clock,

@@ -20,7 +20,7 @@ pub use acquire::{Acquire, AcquireOwned};
 pub use error::{AcquireError, TryAcquireError};
 pub use permit::Permit;
 
-use self::core::{lock, Core, Rate};
+use self::core::{lock, Core, Rate, Settings};
 use crate::clock::{duration_to_nanos, Clock, TokioClock};
 use crate::policy::{Margin, Policy};
 use crate::RateLimit;
@@ -74,17 +74,6 @@ use crate::RateLimit;
 #[derive(Clone)]
 pub struct Limiter {
     core: Arc<Core>,
-    settings: Arc<Settings>,
-}
-
-struct Settings {
-    /// The current limit; [`Limiter::set_rate_limit`] replaces it and holds
-    /// the lock for the whole change, which serializes changes.
-    limit: Mutex<RateLimit>,
-    policy: Policy,
-    margin: Margin,
-    /// The largest grantable weight, read on every weighted acquire.
-    capacity: AtomicU32,
 }
 
 impl Limiter {
@@ -265,7 +254,7 @@ impl Limiter {
 
     /// Returns the current rate limit.
     pub fn rate_limit(&self) -> RateLimit {
-        *lock(&self.settings.limit)
+        *lock(&self.core.settings.limit)
     }
 
     /// Changes the rate limit while the limiter is in use.
@@ -283,16 +272,21 @@ impl Limiter {
     /// - Queued requests keep their order. One queued with a weight above the
     ///   new capacity is granted as a full-capacity request.
     pub fn set_rate_limit(&self, limit: RateLimit) {
-        let mut current = lock(&self.settings.limit);
+        let mut current = lock(&self.core.settings.limit);
         if *current == limit {
             return;
         }
         warn_if_seconds_as_milliseconds(&limit);
-        let (allowed, interval) = self.settings.margin.apply(&limit);
+        let (allowed, interval) = self.core.settings.margin.apply(&limit);
         let core = &self.core;
-        core.rate
-            .reconfigure(core.clock.now(), allowed, interval, self.settings.policy);
-        self.settings
+        core.rate.reconfigure(
+            core.clock.now(),
+            allowed,
+            interval,
+            self.core.settings.policy,
+        );
+        self.core
+            .settings
             .capacity
             .store(core.rate.capacity(), Ordering::Relaxed);
         core.slots.set_cap(limit.max_concurrent_requests());
@@ -305,7 +299,10 @@ impl Limiter {
 
     /// Reports whether the limiter holds no state worth keeping: nothing in
     /// flight, nothing queued, and no past grant that still limits new ones.
-    /// An idle limiter behaves exactly like a new one.
+    /// An idle limiter behaves like a new one under its current limit. Only a
+    /// later change to a longer interval tells them apart: the idle limiter
+    /// still counts its past grants inside the longer window, as the
+    /// provider does, and a new one cannot.
     pub fn is_idle(&self) -> bool {
         let core = &self.core;
         core.slots.in_flight() == 0
@@ -315,17 +312,17 @@ impl Limiter {
 
     /// Returns the admission policy.
     pub fn policy(&self) -> Policy {
-        self.settings.policy
+        self.core.settings.policy
     }
 
     /// Returns the safety margin.
     pub fn margin(&self) -> Margin {
-        self.settings.margin
+        self.core.settings.margin
     }
 
     /// Returns the largest weight a single request can be granted.
     pub fn capacity(&self) -> u32 {
-        self.settings.capacity.load(Ordering::Relaxed)
+        self.core.settings.capacity.load(Ordering::Relaxed)
     }
 
     /// Returns the number of concurrency slots in use, including the one the
@@ -361,8 +358,8 @@ impl fmt::Debug for Limiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Limiter")
             .field("rate_limit", &self.rate_limit())
-            .field("policy", &self.settings.policy)
-            .field("margin", &self.settings.margin)
+            .field("policy", &self.core.settings.policy)
+            .field("margin", &self.core.settings.margin)
             .field("in_flight", &self.in_flight())
             .field("waiting", &self.waiting())
             .field("window_entries", &self.core.rate.log_len())
@@ -423,18 +420,16 @@ impl LimiterBuilder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(TokioClock::new()) as Arc<dyn Clock>);
-        let core = Core::new(rate, self.limit.max_concurrent_requests(), clock);
+        let settings = Settings {
+            limit: Mutex::new(self.limit),
+            policy: self.policy,
+            margin: self.margin,
+            capacity: AtomicU32::new(capacity),
+        };
+        let core = Core::new(rate, self.limit.max_concurrent_requests(), clock, settings);
         tracing::debug!(limit = %self.limit, policy = ?self.policy, margin = ?self.margin, "limiter created");
 
-        Limiter {
-            core,
-            settings: Arc::new(Settings {
-                limit: Mutex::new(self.limit),
-                policy: self.policy,
-                margin: self.margin,
-                capacity: AtomicU32::new(capacity),
-            }),
-        }
+        Limiter { core }
     }
 }
 
