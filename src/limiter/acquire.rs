@@ -28,7 +28,7 @@ pub struct Acquire<'a> {
 }
 
 impl<'a> Acquire<'a> {
-    /// The caller has checked that `weight` is grantable.
+    /// Creates a future for `weight` units, which the caller has checked.
     pub(crate) fn new(limiter: &'a Limiter, weight: u32) -> Self {
         Self {
             waiter: Waiter::new(limiter, weight),
@@ -65,7 +65,7 @@ pub struct AcquireOwned {
 }
 
 impl AcquireOwned {
-    /// The caller has checked that `weight` is grantable.
+    /// Creates a future for `weight` units, which the caller has checked.
     pub(crate) fn new(limiter: Limiter, weight: u32) -> Self {
         Self {
             waiter: Waiter::new(limiter, weight),

@@ -140,7 +140,7 @@ pub(crate) struct Queue {
     timer: Option<(u64, Sleep)>,
 }
 
-/// What the state of a queued request is when its future asks.
+/// The state of a queued request, as its future finds it.
 pub(crate) enum Status {
     Granted,
     Waiting,

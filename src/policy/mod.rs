@@ -145,7 +145,7 @@ pub(crate) enum Decision {
     NotBefore(u64),
 }
 
-/// What a policy needs to take back a grant that was never used.
+/// The record a policy needs to take back a grant that was never used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stamp {
     /// A token bucket grant: the theoretical arrival time before and after.
