@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tollgate::{Margin, Policy, RateLimit};
+use tollgate::Policy;
 
 use crate::args::Options;
 use crate::units::format_duration;
@@ -31,7 +31,7 @@ pub(crate) struct Bounds {
 impl Bounds {
     /// Computes both bounds for the workload in `options` at `mean_latency`.
     pub(crate) fn new(options: &Options, mean_latency: Duration) -> Self {
-        let (allowed, interval) = effective_limit(&options.limit, options.margin);
+        let (allowed, interval) = options.margin.effective_limit(&options.limit);
         let requests = u128::from(options.requests);
         let interval_ns = interval.as_nanos();
         let windows = requests.div_ceil(u128::from(allowed));
@@ -84,28 +84,6 @@ impl Bounds {
             format!("{name}, but both bounds are within 10% of each other")
         } else {
             format!("{name}, {ratio:.1} times the other bound")
-        }
-    }
-}
-
-/// Returns `allowed_requests` and the interval that the limiter enforces
-/// after its margin.
-///
-/// tollgate keeps these values private, so this repeats the rules that its
-/// `Margin` documentation states. `Margin` is non-exhaustive, and a variant
-/// added later is treated as `Auto`.
-fn effective_limit(limit: &RateLimit, margin: Margin) -> (u32, Duration) {
-    let (allowed, interval) = (limit.allowed_requests(), limit.interval());
-    match margin {
-        Margin::None => (allowed, interval),
-        Margin::Guard(guard) => (allowed, interval + guard),
-        Margin::Share(percent) => {
-            let share = u64::from(allowed) * u64::from(percent.clamp(1, 100)) / 100;
-            (u32::try_from(share.max(1)).unwrap_or(allowed), interval)
-        }
-        _ => {
-            let guard = (interval / 100).clamp(Duration::from_millis(5), Duration::from_secs(1));
-            (allowed, interval + guard)
         }
     }
 }

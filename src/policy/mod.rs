@@ -103,6 +103,25 @@ pub enum Margin {
 }
 
 impl Margin {
+    /// Returns the `allowed_requests` and interval that a limiter with this
+    /// margin enforces for `limit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate::{Margin, RateLimit};
+    ///
+    /// let limit = RateLimit::new(100, 1000, 0)?;
+    /// assert_eq!(Margin::Auto.effective_limit(&limit), (100, Duration::from_millis(1010)));
+    /// assert_eq!(Margin::Share(90).effective_limit(&limit), (90, Duration::from_secs(1)));
+    /// # Ok::<(), tollgate::ValidationError>(())
+    /// ```
+    pub fn effective_limit(self, limit: &RateLimit) -> (u32, Duration) {
+        let (allowed, interval) = self.apply(limit);
+        (allowed, Duration::from_nanos(interval))
+    }
+
     /// Returns the effective `(allowed_requests, interval in nanoseconds)`
     /// that the policy enforces for `limit`.
     pub(crate) fn apply(self, limit: &RateLimit) -> (u32, u64) {
