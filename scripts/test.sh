@@ -13,6 +13,9 @@ fi
 echo "== cargo test (unit, integration, property and doc tests)"
 cargo test --all-features
 
+echo "== the planner's unit tests (examples are only built by cargo test)"
+cargo test --all-features --example plan
+
 echo "== loom models of the lock-free state"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test --release --lib loom
