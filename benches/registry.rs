@@ -1,7 +1,8 @@
 //! The credential registry against governor's keyed limiter (a `DashMap`
-//! of GCRA states), measured in the same run: lookups over 4,096 keys and
-//! over a million, uncontended and from every CPU at once, and heap bytes
-//! per idle key.
+//! of GCRA states), measured in the same run. It times lookups over 4,096
+//! keys and over a million, uncontended and from every CPU at once. It also
+//! counts heap bytes per idle key, before and after the registry evicts
+//! idle limiters.
 //!
 //! Run with `cargo bench --bench registry`. Criterion measures time only, so
 //! the memory figures come from a counting global allocator and print to
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tollgate::clock::{Clock, TokioClock};
+use tollgate::clock::{Clock, ManualClock, TokioClock};
 use tollgate::registry::Registry;
 use tollgate::{Limiter, Policy, RateLimit};
 
@@ -142,10 +143,52 @@ fn bytes_per_key<T>(keys: &[String], fill: impl FnOnce(&[String]) -> T) -> (f64,
     (per_key, built)
 }
 
+/// Heap bytes per key of one registry, before and after eviction.
+struct IdleAndDormant {
+    /// Bytes per key once every key was used and is idle, its limiter not
+    /// yet evicted.
+    idle: f64,
+    /// Bytes per key once every key is dormant: its limiter evicted, the key
+    /// and its limit kept.
+    dormant: f64,
+}
+
+/// Fills a registry with `keys`, uses each once, lets every limiter go
+/// idle on a manual clock and evicts them, measuring before and after the
+/// eviction.
+fn measure_eviction(keys: &[String]) -> IdleAndDormant {
+    let before = live_bytes();
+    let clock = ManualClock::new();
+    let registry = Registry::builder().clock(Arc::new(clock.clone())).build();
+    for key in keys {
+        let limiter = registry.insert(key.as_str(), limit());
+        drop(limiter.try_acquire().expect("a new key grants at once"));
+    }
+
+    // Past the interval and the default margin, every limiter is idle, and
+    // no sweep has run because none is due before the eviction period.
+    clock.advance(Duration::from_secs(2));
+    let idle = live_bytes().saturating_sub(before);
+
+    let evicted = registry.evict_idle();
+    assert_eq!(evicted, keys.len(), "every idle limiter is evicted");
+    assert_eq!(registry.len(), keys.len(), "every key stays, dormant");
+    let dormant = live_bytes().saturating_sub(before);
+
+    drop(registry);
+    let count = keys.len() as f64;
+    IdleAndDormant {
+        idle: idle as f64 / count,
+        dormant: dormant as f64 / count,
+    }
+}
+
 /// Measures and prints heap bytes per idle key for the registry and for
 /// governor's keyed limiter.
 fn report_memory(count: usize) {
     let keys = keys(count);
+
+    let eviction = measure_eviction(&keys);
 
     let (unused, registry) = bytes_per_key(&keys, |keys| {
         let registry = Registry::new();
@@ -198,13 +241,22 @@ fn report_memory(count: usize) {
     println!("memory per idle key, {count} keys of 13 bytes, heap bytes counted:");
     println!("  tollgate registry, strict window, never used: {unused:.0} B");
     println!("  tollgate registry, strict window, used once:  {window:.0} B");
+    println!(
+        "  tollgate registry, used once, idle, live:     {:.0} B",
+        eviction.idle
+    );
+    println!(
+        "  tollgate registry, used once, dormant:        {:.0} B",
+        eviction.dormant
+    );
     println!("  tollgate registry, token bucket, used once:   {bucket:.0} B");
     println!("  tollgate Limiter alone in a Vec, never used:  {limiter_alone:.0} B");
     println!("  governor keyed (DashMap), used once:          {governor:.0} B");
     println!(
-        "  ratio to governor: strict window {:.1}x, token bucket {:.1}x",
+        "  ratio to governor: strict window {:.1}x, token bucket {:.1}x, dormant {:.1}x",
         window / governor,
-        bucket / governor
+        bucket / governor,
+        eviction.dormant / governor
     );
 }
 
@@ -233,9 +285,12 @@ fn lookups(c: &mut Criterion, count: usize) {
         }
         limiter
     });
+    let eviction = measure_eviction(&keys);
     println!(
         "memory per key at {count} keys: registry {window_bytes:.0} B (strict window, unused), \
-         {bucket_bytes:.0} B (token bucket, unused); governor {governor_bytes:.0} B (used once)"
+         {bucket_bytes:.0} B (token bucket, unused), {:.0} B (used once, idle, live), \
+         {:.0} B (dormant); governor {governor_bytes:.0} B (used once)",
+        eviction.idle, eviction.dormant
     );
 
     let mut group = c.benchmark_group("registry_lookup");

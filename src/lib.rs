@@ -68,7 +68,7 @@ pub use model::{
     StripeProperties, UnknownProperties, ValidationError,
 };
 pub use policy::{Margin, Policy};
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{IdleKeys, Registry, RegistryBuilder};
 
 /// Compiles and runs the README's Rust example as a doc test.
 #[cfg(doctest)]

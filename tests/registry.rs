@@ -1,14 +1,17 @@
-//! The registry of per-credential limiters: its keys, live updates and idle
-//! eviction, on tokio's paused clock or a manual clock.
+//! The registry of per-credential limiters: its keys, live updates, idle
+//! eviction and dormant keys, on tokio's paused clock or a manual clock.
 
+use std::convert::Infallible;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use tollgate::clock::ManualClock;
-use tollgate::registry::Registry;
-use tollgate::{Credential, Margin, Policy, RateLimit, TryAcquireError};
+use tollgate::registry::{IdleKeys, Registry};
+use tollgate::tower::{CredentialKey, Error, ExtensionKey, KeyedLimitLayer, LimiterLookup};
+use tollgate::{Credential, Limiter, Margin, Policy, RateLimit, TryAcquireError};
+use tower::{service_fn, Layer, Service, ServiceExt};
 
 fn limit(allowed: u32, interval_ms: u64, cap: u32) -> RateLimit {
     RateLimit::new(allowed, interval_ms, cap).expect("valid test limit")
@@ -18,11 +21,11 @@ fn shards(count: usize) -> NonZeroUsize {
     NonZeroUsize::new(count).expect("shard count of at least 1")
 }
 
-/// Yields to the runtime until the registry is empty, at most `max` times,
-/// and returns how many yields it took.
-async fn yield_until_empty(registry: &Registry, max: usize) -> usize {
+/// Yields to the runtime until the registry has no live limiter, at most
+/// `max` times, and returns how many yields it took.
+async fn yield_until_none_live(registry: &Registry, max: usize) -> usize {
     for yields in 0..max {
-        if registry.is_empty() {
+        if registry.live_len() == 0 {
             return yields;
         }
         tokio::task::yield_now().await;
@@ -107,7 +110,7 @@ async fn registry_clones_share_everything() {
 
     clone.insert("cred_2", limit(5, 1000, 0));
     assert_eq!(registry.len(), 2);
-    assert!(clone.remove("cred_2").is_some());
+    assert_eq!(clone.remove("cred_2"), Some(limit(5, 1000, 0)));
     assert_eq!(registry.len(), 1);
     assert!(registry.get("cred_2").is_none());
 }
@@ -121,54 +124,117 @@ async fn get_and_remove_missing_keys() {
     assert_eq!(registry.evict_idle(), 0);
 }
 
-/// The number of keys in the drain test, the scale the registry is built
-/// for. On 2 CPUs the test takes 9 to 18 seconds in a debug build, with
-/// 750 MB resident, and about 7 seconds in a release build.
+/// The number of keys in the drain tests, the scale the registry is built
+/// for. On 2 CPUs busy with other jobs (load average 5), each test took 12
+/// to 18 seconds in a debug build and 7 in a release build, with 560 MB
+/// resident.
 const DRAIN_KEYS: usize = 1_000_000;
 
-#[tokio::test(start_paused = true)]
-async fn idle_keys_drain_by_themselves() {
+/// Returns the limit of key number `index`: 1 to 10 requests per second,
+/// so a key rebuilt with another key's limit is caught.
+fn drain_limit(index: usize) -> RateLimit {
+    let allowed = 1 + (index % 10) as u32;
+    limit(allowed, 1000, 0)
+}
+
+/// Inserts [`DRAIN_KEYS`] keys into a registry with `idle_keys`, uses each
+/// once, and waits on the paused clock until the background sweeper has
+/// evicted every limiter.
+async fn fill_and_drain(idle_keys: IdleKeys) -> Registry {
     let period = Duration::from_secs(5);
     let registry = Registry::builder()
         .margin(Margin::None)
         .shards(shards(16))
         .eviction_period(period)
+        .idle_keys(idle_keys)
         .build();
     let started = Instant::now();
 
     for index in 0..DRAIN_KEYS {
-        let limiter = registry.insert(format!("cred_{index}"), limit(10, 1000, 0));
+        let limiter = registry.insert(format!("cred_{index}"), drain_limit(index));
         let permit = limiter.try_acquire().expect("a new key grants at once");
         drop(permit);
     }
     assert_eq!(registry.len(), DRAIN_KEYS);
+    assert_eq!(registry.live_len(), DRAIN_KEYS);
     let filled = started.elapsed();
 
     // Inside the interval every key still has a grant in its window.
     tokio::time::advance(Duration::from_millis(999)).await;
     let_sweeper_run().await;
-    assert_eq!(registry.len(), DRAIN_KEYS, "no key is idle yet");
+    assert_eq!(registry.live_len(), DRAIN_KEYS, "no key is idle yet");
 
     // Past the interval and one full eviction period, every shard has been
     // swept at least once with every key idle.
     tokio::time::advance(period + Duration::from_millis(1)).await;
-    let yields = yield_until_empty(&registry, 10_000).await;
-    assert_eq!(registry.len(), 0, "still not empty after {yields} yields");
+    let yields = yield_until_none_live(&registry, 10_000).await;
+    assert_eq!(
+        registry.live_len(),
+        0,
+        "limiters still live after {yields} yields"
+    );
 
     eprintln!(
-        "{DRAIN_KEYS} keys: filled in {filled:?}, drained in {:?} in total",
+        "{DRAIN_KEYS} keys, {idle_keys:?}: filled in {filled:?}, drained in {:?} in total",
         started.elapsed()
     );
+    registry
 }
 
 #[tokio::test(start_paused = true)]
-async fn busy_keys_survive_sweeps() {
+async fn idle_keys_drain_to_dormant() {
+    let registry = fill_and_drain(IdleKeys::Keep).await;
+    assert_eq!(registry.len(), DRAIN_KEYS, "every key is still known");
+
+    // A lookup rebuilds the limiter with the key's own limit, and the new
+    // limiter admits exactly that many requests.
+    for index in [0, 1, 9, DRAIN_KEYS / 2 + 3, DRAIN_KEYS - 1] {
+        let expected = drain_limit(index);
+        let limiter = registry
+            .get(&format!("cred_{index}"))
+            .expect("a dormant key is found");
+        assert_eq!(limiter.rate_limit(), expected, "cred_{index}");
+        for grant in 0..expected.allowed_requests() {
+            assert!(
+                limiter.try_acquire().is_ok(),
+                "cred_{index}: grant {grant} of {expected}"
+            );
+        }
+        assert!(
+            matches!(
+                limiter.try_acquire(),
+                Err(TryAcquireError::RateLimited { .. })
+            ),
+            "cred_{index}: one past {expected}"
+        );
+    }
+    assert_eq!(registry.live_len(), 5, "only the keys looked up are live");
+    assert_eq!(registry.len(), DRAIN_KEYS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_keys_drain_to_nothing_when_forgotten() {
+    let registry = fill_and_drain(IdleKeys::Forget).await;
+    assert_eq!(registry.len(), 0);
+    assert!(registry.is_empty());
+    assert!(registry.get("cred_0").is_none());
+}
+
+/// Sets up keys that each have one reason to survive sweeps, and checks
+/// that sweeps evict only the key without one and each of the others once
+/// its reason is gone. Under [`IdleKeys::Keep`] a lookup of an evicted key
+/// returns a new limiter, so survival is checked by the live count and by
+/// state that only the original limiter has.
+async fn check_busy_keys_survive(idle_keys: IdleKeys) {
     let period = Duration::from_secs(1);
     let registry = Registry::builder()
         .margin(Margin::None)
         .shards(shards(4))
         .eviction_period(period)
+        .idle_keys(idle_keys)
         .build();
+    let keeps_keys = idle_keys == IdleKeys::Keep;
+    let keys_left = |live: usize| if keeps_keys { 5 } else { live };
 
     // A permit that is still out.
     let with_permit = registry.insert("cred_permit", limit(10, 1000, 0));
@@ -203,50 +269,75 @@ async fn busy_keys_survive_sweeps() {
         tokio::time::advance(period).await;
         let_sweeper_run().await;
     }
-    assert!(registry.get("cred_unused").is_none(), "an idle key goes");
-    assert!(
-        registry.get("cred_permit").is_some(),
+    assert_eq!(registry.live_len(), 4, "only the unused key was evicted");
+    assert_eq!(registry.len(), keys_left(4));
+    let found = |id: &str| registry.get(id).expect("a busy key is found");
+    assert_eq!(
+        found("cred_permit").in_flight(),
+        1,
         "a permit keeps its key"
     );
-    assert!(
-        registry.get("cred_held").is_some(),
+    let changed = limit(12, 1000, 0);
+    found("cred_held").set_rate_limit(changed);
+    assert_eq!(
+        held_clone.rate_limit(),
+        changed,
         "a held clone keeps its key"
     );
+    assert_eq!(found("cred_waiter").waiting(), 1, "a waiter keeps its key");
     assert!(
-        registry.get("cred_waiter").is_some(),
-        "a waiter keeps its key"
-    );
-    assert!(
-        registry.get("cred_burst").is_some(),
+        !found("cred_burst").is_idle(),
         "a grant 3 s old keeps its key"
     );
-    assert_eq!(registry.get("cred_waiter").map(|l| l.waiting()), Some(1));
+    match registry.get("cred_unused") {
+        Some(rebuilt) if keeps_keys => assert_eq!(rebuilt.rate_limit(), limit(10, 1000, 0)),
+        None if !keeps_keys => {}
+        other => panic!("{idle_keys:?}: the unused key looked up as {other:?}"),
+    }
 
-    // Releasing each hold lets its key go at the next sweeps.
+    // Releasing each hold lets its key go at the next sweeps, along with
+    // the unused key that the lookup above made live again.
     drop(permit);
     drop(held_clone);
     tokio::time::advance(period * 2).await;
     let_sweeper_run().await;
-    assert!(registry.get("cred_permit").is_none(), "released permit");
-    assert!(registry.get("cred_held").is_none(), "dropped clone");
+    assert_eq!(
+        registry.live_len(),
+        2,
+        "the released permit and the dropped clone let their keys go"
+    );
+    assert_eq!(registry.len(), keys_left(2));
     assert!(
-        registry.get("cred_burst").is_some(),
+        !found("cred_burst").is_idle(),
         "a grant 5 s old keeps its key"
     );
+    assert_eq!(found("cred_waiter").waiting(), 1);
 
     // The mid-burst key goes once its grant has left the 10 s window.
     tokio::time::advance(Duration::from_secs(5) + period * 2).await;
     let_sweeper_run().await;
-    assert!(registry.get("cred_burst").is_none(), "the window expired");
+    assert_eq!(registry.live_len(), 1, "the window expired");
+    assert_eq!(registry.len(), keys_left(1));
+    assert_eq!(found("cred_waiter").waiting(), 1);
 
     // The waiter is granted at 60 s, and its key goes after that window.
-    assert!(registry.get("cred_waiter").is_some());
     tokio::time::advance(Duration::from_secs(60)).await;
     waiter.await.expect("the waiter task finished");
-    assert!(registry.get("cred_waiter").is_some(), "its grant is recent");
+    assert!(!found("cred_waiter").is_idle(), "its grant is recent");
     tokio::time::advance(Duration::from_secs(60) + period * 2).await;
     let_sweeper_run().await;
-    assert!(registry.is_empty(), "left: {registry:?}");
+    assert_eq!(registry.live_len(), 0, "left: {registry:?}");
+    assert_eq!(registry.len(), keys_left(0), "left: {registry:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_keys_survive_sweeps() {
+    check_busy_keys_survive(IdleKeys::Keep).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_keys_survive_sweeps_when_forgotten() {
+    check_busy_keys_survive(IdleKeys::Forget).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,6 +359,252 @@ async fn token_bucket_key_goes_once_refilled() {
     assert_eq!(registry.evict_idle(), 1);
 }
 
+/// Evicts the idle limiter of every key through `evict_idle`, after moving
+/// the paused clock past the one-second intervals of the dormant-key tests.
+async fn pause_and_evict(registry: &Registry) {
+    tokio::time::advance(Duration::from_secs(1)).await;
+    registry.evict_idle();
+    assert_eq!(registry.live_len(), 0, "left: {registry:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn insert_on_dormant_key_uses_new_limit() {
+    let registry = Registry::builder().margin(Margin::None).build();
+    let limiter = registry.insert("cred_1", limit(1, 1000, 0));
+    drop(limiter.try_acquire().expect("first grant"));
+    drop(limiter);
+    pause_and_evict(&registry).await;
+
+    let rebuilt = registry.insert("cred_1", limit(3, 1000, 0));
+    assert_eq!(rebuilt.rate_limit(), limit(3, 1000, 0));
+    assert_eq!(registry.live_len(), 1);
+    assert_eq!(registry.len(), 1);
+    for grant in 0..3 {
+        assert!(rebuilt.try_acquire().is_ok(), "grant {grant} of 3");
+    }
+    assert!(rebuilt.try_acquire().is_err(), "one past the new limit");
+
+    // A lookup returns the limiter that insert stored.
+    let found = registry.get("cred_1").expect("a live key");
+    found.set_rate_limit(limit(4, 1000, 0));
+    assert_eq!(rebuilt.rate_limit(), limit(4, 1000, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn upsert_credential_on_dormant_key() {
+    let credential: Credential =
+        serde_json::from_str(CREDENTIAL_WITH_LIMIT).expect("valid credential JSON");
+    let registry = Registry::builder().margin(Margin::None).build();
+    drop(registry.insert("cred_limited", limit(1, 1000, 0)));
+    pause_and_evict(&registry).await;
+
+    let limiter = registry
+        .upsert_credential(&credential)
+        .expect("the credential has a rate limit");
+    assert_eq!(limiter.rate_limit(), limit(25, 1000, 5));
+    assert_eq!(registry.live_len(), 1);
+    drop(limiter);
+
+    // A credential without a limit leaves a dormant key as it is.
+    pause_and_evict(&registry).await;
+    let mut without_limit = credential.clone();
+    without_limit.rate_limit = None;
+    assert!(registry.upsert_credential(&without_limit).is_none());
+    assert_eq!(registry.live_len(), 0);
+    let woken = registry.get("cred_limited").expect("still dormant");
+    assert_eq!(woken.rate_limit(), limit(25, 1000, 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn remove_forgets_dormant_key() {
+    let registry = Registry::builder().margin(Margin::None).build();
+    drop(registry.insert("cred_1", limit(2, 1000, 0)));
+    drop(registry.insert("cred_2", limit(3, 1000, 0)));
+    pause_and_evict(&registry).await;
+    let live = registry.get("cred_2").expect("a dormant key");
+
+    assert_eq!(registry.remove("cred_1"), Some(limit(2, 1000, 0)));
+    assert_eq!(registry.remove("cred_2"), Some(limit(3, 1000, 0)));
+    assert!(registry.is_empty());
+    assert_eq!(registry.live_len(), 0);
+    assert!(registry.get("cred_1").is_none(), "a removed key is unknown");
+    assert!(registry.remove("cred_1").is_none());
+
+    // The removed live limiter keeps pacing the handle still held.
+    assert!(live.try_acquire().is_ok());
+}
+
+/// Returns a request that names its credential in a [`CredentialKey`]
+/// extension.
+fn keyed_request(key: &str) -> http::Request<()> {
+    let mut request = http::Request::new(());
+    request.extensions_mut().insert(CredentialKey::new(key));
+    request
+}
+
+/// Returns a registry with `idle_keys` and a keyed tower service over it
+/// that answers every request with a two-byte body.
+fn keyed_service(
+    idle_keys: IdleKeys,
+) -> (
+    Registry,
+    impl Service<
+            http::Request<()>,
+            Response = http::Response<impl http_body::Body>,
+            Error = Error<Infallible>,
+        > + Clone,
+) {
+    let registry = Registry::builder()
+        .margin(Margin::None)
+        .eviction_period(Duration::from_secs(1))
+        .idle_keys(idle_keys)
+        .build();
+    let client = service_fn(|_request: http::Request<()>| async {
+        Ok::<_, Infallible>(http::Response::new(String::from("ok")))
+    });
+    let layer = KeyedLimitLayer::new(registry.clone(), ExtensionKey::<CredentialKey>::new());
+    (registry, layer.layer(client))
+}
+
+/// Moves the paused clock past the one-second interval and two eviction
+/// periods of [`keyed_service`], so the background sweeper evicts every
+/// idle limiter.
+async fn pause_past_eviction() {
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let_sweeper_run().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_lookup_after_eviction_finds_key() {
+    let (registry, service) = keyed_service(IdleKeys::Keep);
+    let expected = limit(2, 1000, 1);
+    registry.insert("cred_1", expected);
+    let response = service
+        .clone()
+        .oneshot(keyed_request("cred_1"))
+        .await
+        .expect("a request with a registered key is sent");
+    drop(response);
+    pause_past_eviction().await;
+    assert_eq!(registry.live_len(), 0, "the idle limiter was evicted");
+    assert_eq!(registry.len(), 1);
+
+    // Through the registry's own lookup.
+    let from_get = registry.get("cred_1").expect("Registry::get finds the key");
+    assert_eq!(from_get.rate_limit(), expected);
+    drop(from_get);
+    pause_past_eviction().await;
+    assert_eq!(registry.live_len(), 0);
+
+    // Through the lookup trait that the keyed layer calls.
+    let from_lookup = registry
+        .limiter("cred_1")
+        .expect("LimiterLookup::limiter finds the key");
+    assert_eq!(from_lookup.rate_limit(), expected);
+    drop(from_lookup);
+    pause_past_eviction().await;
+    assert_eq!(registry.live_len(), 0);
+
+    // Through the layer: the request is sent, and its concurrency slot is
+    // taken from the limiter that the registry rebuilt and stored.
+    let response = service
+        .oneshot(keyed_request("cred_1"))
+        .await
+        .expect("a request after eviction is sent, not failed as an unknown key");
+    let limiter = registry.get("cred_1").expect("live again");
+    assert_eq!(limiter.rate_limit(), expected);
+    assert_eq!(limiter.in_flight(), 1, "the response body holds the slot");
+    drop(response);
+    assert_eq!(limiter.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_lookup_after_forgetting_fails() {
+    let (registry, service) = keyed_service(IdleKeys::Forget);
+    registry.insert("cred_1", limit(2, 1000, 1));
+    let response = service
+        .clone()
+        .oneshot(keyed_request("cred_1"))
+        .await
+        .expect("a request with a registered key is sent");
+    drop(response);
+    pause_past_eviction().await;
+    assert!(registry.is_empty(), "the idle key was forgotten");
+
+    assert!(registry.limiter("cred_1").is_none());
+    let result = service.oneshot(keyed_request("cred_1")).await;
+    assert!(
+        matches!(result, Err(Error::UnknownKey { .. })),
+        "a forgotten key is unknown to the layer"
+    );
+}
+
+/// Threads that look up one dormant key at once in each round of the race
+/// test below.
+const RACERS: usize = 4;
+
+#[test]
+fn racing_lookups_of_dormant_key_share_limiter() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Built outside the runtime, so there is no background sweeper and the
+    // key turns dormant only through `evict_idle` below.
+    let registry = Registry::builder().margin(Margin::None).build();
+    let inserted = limit(10, 1000, 0);
+    drop(registry.insert("cred_1", inserted));
+
+    // The test cannot see whether two lookups met inside the window
+    // between the read and the write lock in a given round, so it runs
+    // many rounds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rounds = 0u32;
+    while rounds < 2_000 && Instant::now() < deadline {
+        rounds += 1;
+        assert_eq!(registry.evict_idle(), 1, "round {rounds}: not evicted");
+
+        // All racers start at once. One inserts and the others look up.
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|racer| {
+                let registry = registry.clone();
+                let barrier = Arc::clone(&barrier);
+                runtime.spawn_blocking(move || {
+                    barrier.wait();
+                    if racer == 0 {
+                        registry.insert("cred_1", inserted)
+                    } else {
+                        registry.get("cred_1").expect("a dormant key is found")
+                    }
+                })
+            })
+            .collect();
+        let limiters: Vec<Limiter> = racers
+            .into_iter()
+            .map(|racer| runtime.block_on(racer).expect("a racer panicked"))
+            .collect();
+
+        assert_eq!(registry.live_len(), 1, "round {rounds}");
+        for limiter in &limiters {
+            assert_eq!(limiter.rate_limit(), inserted, "round {rounds}");
+        }
+        // A change through one handle reaches all of them only if they
+        // share one limiter. Eviction then stores the changed limit.
+        let changed = limit(11 + rounds % 100, 1000, 0);
+        limiters[RACERS - 1].set_rate_limit(changed);
+        for (racer, limiter) in limiters.iter().enumerate() {
+            assert_eq!(
+                limiter.rate_limit(),
+                changed,
+                "round {rounds}: racer {racer} got another limiter"
+            );
+        }
+    }
+    eprintln!("{rounds} rounds of {RACERS} racers");
+}
+
 #[test]
 fn inserts_drain_registry_outside_runtime() {
     let clock = ManualClock::new();
@@ -287,26 +624,54 @@ fn inserts_drain_registry_outside_runtime() {
         let limiter = registry.insert(format!("cred_{index}"), limit(1, 1000, 0));
         drop(limiter.try_acquire().expect("a new key grants at once"));
     }
-    assert_eq!(registry.len(), 1000);
+    assert_eq!(registry.live_len(), 1000);
 
     // Each insert sweeps at most one due shard, so draining four shards
     // takes four inserts once a full period has passed.
     clock.advance(Duration::from_secs(1) + period);
-    let mut lengths = Vec::new();
+    let mut live_lengths = Vec::new();
     for _ in 0..4 {
         registry.insert("cred_new", limit(1, 1000, 0));
-        lengths.push(registry.len());
+        live_lengths.push(registry.live_len());
     }
     assert!(
-        lengths.windows(2).all(|pair| pair[0] > pair[1]),
-        "each insert sweeps one more shard: {lengths:?}"
+        live_lengths.windows(2).all(|pair| pair[0] > pair[1]),
+        "each insert sweeps one more shard: {live_lengths:?}"
     );
-    assert_eq!(lengths[3], 1, "only the key inserted last is left");
-    assert!(registry.get("cred_new").is_some());
+    assert_eq!(live_lengths[3], 1, "only the key inserted last is live");
+    assert_eq!(registry.len(), 1001, "the evicted keys stay, dormant");
 
     // The next sweep is due one tick later.
     registry.insert("cred_new", limit(1, 1000, 0));
-    assert_eq!(registry.len(), 1);
+    assert_eq!(registry.live_len(), 1);
+}
+
+#[test]
+fn lookups_sweep_outside_runtime() {
+    let clock = ManualClock::new();
+    let period = Duration::from_secs(1);
+    let registry = Registry::builder()
+        .clock(Arc::new(clock.clone()))
+        .shards(shards(1))
+        .eviction_period(period)
+        .build();
+    drop(registry.insert("cred_a", limit(1, 1000, 0)));
+    drop(registry.insert("cred_b", limit(1, 1000, 0)));
+    assert_eq!(registry.evict_idle(), 2, "unused limiters are idle");
+
+    // No sweep is due yet, so the key woken first stays live.
+    drop(registry.get("cred_a").expect("a dormant key"));
+    assert_eq!(registry.live_len(), 1);
+
+    // A lookup that wakes a key while a sweep is due also sweeps, so a
+    // registry that only serves lookups does not keep every limiter it
+    // rebuilds. The woken key survives the sweep because the lookup has not
+    // yet returned its handle.
+    clock.advance(period);
+    let woken = registry.get("cred_b").expect("a dormant key");
+    assert_eq!(registry.live_len(), 1, "the sweep evicted cred_a");
+    assert_eq!(woken.rate_limit(), limit(1, 1000, 0));
+    assert_eq!(registry.len(), 2);
 }
 
 /// Sets a flag when dropped, also while a failed assertion unwinds.
@@ -318,8 +683,9 @@ impl Drop for SetOnDrop {
     }
 }
 
-#[test]
-fn sweeps_never_replace_held_limiter() {
+/// Races `insert` and `get` on one key, of which the user keeps a clone,
+/// against sweeps that evict the key between rounds.
+fn check_sweeps_never_replace_held_limiter(idle_keys: IdleKeys) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -330,6 +696,7 @@ fn sweeps_never_replace_held_limiter() {
         Registry::builder()
             .shards(shards(1))
             .eviction_period(Duration::from_micros(100))
+            .idle_keys(idle_keys)
             .build()
     });
     let finished = Arc::new(AtomicBool::new(false));
@@ -361,7 +728,7 @@ fn sweeps_never_replace_held_limiter() {
                 rounds += 1;
                 let held_clone = registry.insert("cred_1", limit(10, 1000, 0));
                 for step in 0..4u32 {
-                    let got = registry.get("cred_1").expect("a held key was evicted");
+                    let got = registry.get("cred_1").expect("a held key was forgotten");
                     let changed = limit(11 + step, 1000, 0);
                     got.set_rate_limit(changed);
                     assert_eq!(
@@ -382,7 +749,7 @@ fn sweeps_never_replace_held_limiter() {
                 // Give the sweeps up to 50 µs to evict the key before the
                 // next round builds it again.
                 let wait_until = Instant::now() + Duration::from_micros(50);
-                while !registry.is_empty() && Instant::now() < wait_until {
+                while registry.live_len() > 0 && Instant::now() < wait_until {
                     std::hint::spin_loop();
                 }
                 if rounds >= 1000 && evictions.load(Ordering::Relaxed) >= 100 {
@@ -402,7 +769,17 @@ fn sweeps_never_replace_held_limiter() {
         evictions > 0,
         "the key was never evicted between {rounds} rounds, so nothing raced"
     );
-    eprintln!("{rounds} rounds, {evictions} evictions between them");
+    eprintln!("{idle_keys:?}: {rounds} rounds, {evictions} evictions between them");
+}
+
+#[test]
+fn sweeps_never_replace_held_limiter() {
+    check_sweeps_never_replace_held_limiter(IdleKeys::Keep);
+}
+
+#[test]
+fn sweeps_never_replace_held_limiter_when_forgotten() {
+    check_sweeps_never_replace_held_limiter(IdleKeys::Forget);
 }
 
 const CREDENTIAL_WITH_LIMIT: &str = r#"{
@@ -481,9 +858,14 @@ async fn registry_from_credentials() {
 async fn debug_prints_counts_not_keys() {
     let registry = Registry::builder().shards(shards(8)).build();
     registry.insert("cred_secretive_name", limit(1, 1000, 0));
+    registry.insert("cred_dormant", limit(1, 1000, 0));
+    assert_eq!(registry.evict_idle(), 2);
+    registry.insert("cred_secretive_name", limit(1, 1000, 0));
     let printed = format!("{registry:?}");
-    assert!(printed.contains("len: 1"), "{printed}");
+    assert!(printed.contains("Registry { len: 2,"), "{printed}");
+    assert!(printed.contains("live_len: 1,"), "{printed}");
     assert!(printed.contains("shards: 8"), "{printed}");
+    assert!(printed.contains("idle_keys: Keep"), "{printed}");
     assert!(!printed.contains("cred_secretive_name"), "{printed}");
 }
 

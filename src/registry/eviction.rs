@@ -1,4 +1,4 @@
-//! Idle eviction: which limiters a sweep removes, when sweeps are due, and
+//! Idle eviction: which limiters a sweep evicts, when sweeps are due, and
 //! the background task that runs them.
 
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
@@ -9,15 +9,15 @@ use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use super::shard::Shard;
-use super::Shared;
+use super::{IdleKeys, Shared};
 use crate::clock::{duration_to_nanos, Clock};
 use crate::Limiter;
 
-/// Reports whether a sweep may remove `limiter` from its map.
+/// Reports whether a sweep may evict `limiter` from its map.
 ///
 /// The caller holds the write lock of the limiter's shard. While it does,
 /// no other thread can take a new handle from the map, so a count of one
-/// handle (the map's own) cannot rise before the limiter is removed.
+/// handle (the map's own) cannot rise before the limiter is evicted.
 fn is_evictable(limiter: &Limiter) -> bool {
     if limiter.handles() != 1 {
         return false;
@@ -29,30 +29,12 @@ fn is_evictable(limiter: &Limiter) -> bool {
 }
 
 impl Shard {
-    /// Removes every evictable limiter from this shard and returns how many
-    /// it removed.
-    pub(super) fn sweep(&self) -> usize {
+    /// Evicts every evictable limiter in this shard and returns how many it
+    /// evicted. `idle_keys` decides whether their keys stay, dormant, or go.
+    pub(super) fn sweep(&self, idle_keys: IdleKeys) -> usize {
         // The evicted limiters are dropped after the lock is released, so
         // freeing their memory does not hold up lookups.
-        let mut evicted = Vec::new();
-        {
-            let mut map = self.write();
-            map.retain(|_, limiter| {
-                if is_evictable(limiter) {
-                    evicted.push(limiter.clone());
-                    return false;
-                }
-                true
-            });
-
-            // A map keeps its capacity after removals, so give memory back
-            // once it is mostly empty, leaving room to double before it
-            // grows again.
-            if !evicted.is_empty() && map.len() < map.capacity() / 4 {
-                let target = map.len() * 2;
-                map.shrink_to(target);
-            }
-        }
+        let evicted = self.write().evict(idle_keys, is_evictable);
         evicted.len()
     }
 }
@@ -61,8 +43,9 @@ impl Shard {
 ///
 /// Sweeps walk the shards round-robin, one shard every `tick`, so each
 /// shard is swept once per eviction period. The caller that finds a sweep
-/// due (the background task or an insert) claims it with a compare-and-swap
-/// on `next_due`, so no shard is swept twice for one tick.
+/// due (the background task, an insert or a lookup that wakes a dormant
+/// key) claims it with a compare-and-swap on `next_due`, so no shard is
+/// swept twice for one tick.
 pub(super) struct Schedule {
     /// The clock time, in nanoseconds, at which the next shard sweep is due.
     next_due: AtomicU64,
@@ -145,15 +128,19 @@ impl Schedule {
 }
 
 impl Shared {
-    /// Sweeps the shard that is due at `now`, if any. Inserts call this so
-    /// that a registry outside any tokio runtime still drains.
+    /// Sweeps the shard that is due at `now`, if any. Inserts, and lookups
+    /// that wake a dormant key, call this so that a registry outside any
+    /// tokio runtime still evicts.
     pub(super) fn sweep_one_if_due(&self, now: u64) {
         let Some(claim) = self.schedule.claim(now, 1) else {
             return;
         };
         let mut evicted = 0;
         for offset in 0..claim.count {
-            evicted += self.shards.at(claim.first.wrapping_add(offset)).sweep();
+            evicted += self
+                .shards
+                .at(claim.first.wrapping_add(offset))
+                .sweep(self.idle_keys);
         }
         log_sweep(claim.count, evicted);
     }
@@ -204,7 +191,10 @@ async fn run_sweeper(registry: Weak<Shared>, clock: Arc<dyn Clock>) {
             if offset > 0 {
                 tokio::task::yield_now().await;
             }
-            evicted += shared.shards.at(claim.first.wrapping_add(offset)).sweep();
+            evicted += shared
+                .shards
+                .at(claim.first.wrapping_add(offset))
+                .sweep(shared.idle_keys);
         }
         log_sweep(claim.count, evicted);
     }

@@ -3,8 +3,10 @@
 //! A [`Registry`] maps each credential id to the [`Limiter`] that paces the
 //! requests made with that credential. It builds a limiter when a key is
 //! first inserted and changes its limit in place when the key is inserted
-//! again. It drops limiters once they are idle, so a program that serves
-//! many credentials keeps memory only for those in use.
+//! again. Once a limiter is idle the registry drops it and keeps only the
+//! key and its [`RateLimit`]. So a program that serves many credentials
+//! keeps a limiter only for those in use, and a lookup after a pause still
+//! finds every key the program inserted.
 //!
 //! # How it works
 //!
@@ -13,10 +15,17 @@
 //! registry builds gets the registry's policy, margin and clock, and its own
 //! [`RateLimit`].
 //!
+//! Each key is either live, with its limiter, or dormant, with only its
+//! limit. [`get`](Registry::get) on a dormant key builds a new limiter from
+//! the stored limit, stores it and returns it, so the key is live again.
+//! The new limiter starts empty, which is safe because the dormant key's
+//! last limiter was idle, and an idle limiter admits exactly what a new one
+//! with the same limit admits.
+//!
 //! # Eviction
 //!
-//! A sweep removes a key's limiter when both of these hold, checked while
-//! it holds the write lock of the key's shard:
+//! A sweep evicts a key's limiter when both of these hold, checked while it
+//! holds the write lock of the key's shard:
 //!
 //! - The registry's handle is the only one left. A clone returned by
 //!   [`get`](Registry::get), [`insert`](Registry::insert) or
@@ -25,11 +34,16 @@
 //!   through the clone it borrows. Evicting a limiter that someone still
 //!   uses would let a new limiter for the same key run beside it and
 //!   double the limit. Because `get` needs the same shard's lock to take a
-//!   new handle, none can appear between the check and the removal.
+//!   new handle, none can appear between the check and the eviction.
 //! - [`Limiter::is_idle`] is true: nothing in flight, nothing queued, and no
 //!   past grant still limits new ones. For the strict window, the last
 //!   grant is at least the interval plus the margin's guard old. For a
 //!   token bucket, the bucket has refilled completely.
+//!
+//! Eviction drops the limiter and, by default, leaves the key dormant with
+//! the limit the limiter had. A registry built with [`IdleKeys::Forget`]
+//! removes the key instead, so a lookup of it returns `None` until it is
+//! inserted again.
 //!
 //! A key that is mid-burst, has permits out or has waiters is never
 //! evicted. Sweeps run by themselves:
@@ -39,14 +53,16 @@
 //!   eviction period divided by the shard count, so each shard once per
 //!   period. It holds only a weak reference to the registry, and dropping
 //!   the registry aborts it.
-//! - Every [`insert`](Registry::insert) also sweeps one shard when a sweep
-//!   is due, so a registry used outside any runtime drains while inserts
-//!   go on. A registry that only serves `get` outside a runtime is not
-//!   swept, but it does not grow either.
+//! - Every [`insert`](Registry::insert), and every [`get`](Registry::get)
+//!   that wakes a dormant key, also sweeps one shard when a sweep is due,
+//!   so a registry used outside any runtime still evicts. A registry that
+//!   only serves `get` on live keys outside a runtime is not swept, but it
+//!   builds no limiters either.
 //! - [`evict_idle`](Registry::evict_idle) sweeps every shard at once.
 //!
 //! So once sweeps run, a key that became idle at time `t` with no handle
-//! outside the registry is gone by about `t` plus one eviction period.
+//! outside the registry is dormant, or gone with [`IdleKeys::Forget`], by
+//! about `t` plus one eviction period.
 //!
 //! NOTE: an evicted limiter's history is gone. A limiter built again for
 //! the same key starts empty, which matches the idle one it replaces under
@@ -59,36 +75,51 @@
 //! [`Registry`] is `Send + Sync`, and its clones share one map. There is no
 //! registry-wide lock:
 //!
-//! - [`get`](Registry::get) takes one shard's read lock and clones the
-//!   limiter (two atomic increments).
-//! - [`insert`](Registry::insert) on an existing key does the same and then
-//!   changes the limit outside the lock. On a new key it takes one shard's
-//!   write lock to build and store the limiter.
-//! - A sweep holds one shard's write lock while it checks that shard, and
-//!   drops the evicted limiters after releasing it.
-//! - [`len`](Registry::len) reads the shards one after another, so under
-//!   concurrent changes it is not a snapshot.
+//! - [`get`](Registry::get) on a live key takes one shard's read lock and
+//!   clones the limiter (one atomic increment). On a dormant key it then
+//!   takes that shard's write lock, checks the key again and builds the
+//!   limiter under the lock, so `get`s that race on one dormant key all
+//!   return the same limiter.
+//! - [`insert`](Registry::insert) on a live key does what `get` does and
+//!   then changes the limit outside the lock. On a new or dormant key it
+//!   takes one shard's write lock to build and store the limiter.
+//! - A sweep holds one shard's write lock while it checks every entry of
+//!   that shard, dormant ones included, and drops the evicted limiters after
+//!   releasing it.
+//! - [`len`](Registry::len) and [`live_len`](Registry::live_len) read the
+//!   shards one after another, so under concurrent changes they are not a
+//!   snapshot.
 //!
 //! # Memory
 //!
 //! Measured with `cargo bench --bench registry`, which prints these figures
 //! before criterion starts. A counting global allocator in the benchmark
 //! records the heap bytes still allocated after 100,000 keys of 13 bytes
-//! are inserted. The count leaves out the allocator's rounding and headers.
-//! On a 2-CPU x86_64 Linux machine, on 2026-12-04:
+//! are inserted into a registry with the default shard count (8 on this
+//! machine), and again after their idle limiters are evicted. The count
+//! leaves out the allocator's rounding and headers. On a 2-CPU x86_64 Linux
+//! machine, on 2026-12-04:
 //!
-//! | per idle key | heap bytes |
+//! | per key | heap bytes |
 //! |---|---|
-//! | strict window (the default), never used | 600 |
-//! | strict window, used once | 664 |
-//! | token bucket, used once | 600 |
+//! | strict window (the default), never used | 411 |
+//! | strict window, used once, idle but not yet evicted | 475 |
+//! | dormant: limiter evicted, key and limit kept | 67 |
+//! | token bucket, used once | 675 |
 //! | governor 0.10 keyed limiter (`DashMap`), used once | 56 |
 //!
-//! About 545 bytes of each key are the [`Limiter`] itself, whose state
-//! reserves room for the token bucket's parameters whatever its policy. The
-//! rest is the map entry and the copy of the key. A strict window that was
-//! used keeps its grant log's buffer after the grants expire. At 1,048,576
-//! keys the figure for an unused key is 623 bytes, against 79 for governor.
+//! About 352 bytes of a live key are the [`Limiter`] itself, and a token
+//! bucket adds a boxed table of its parameters. The rest is the map entry
+//! and the copy of the key. A strict window that was used keeps its grant
+//! log's buffer after the grants expire, until it is evicted.
+//!
+//! A dormant key costs the 13-byte copy of the key and one map slot of
+//! 41 bytes (the key's pointer and length, the [`RateLimit`] with the
+//! entry's tag, and a control byte), divided by the map's load factor. That
+//! factor lies between 7/16 and 7/8 as the maps double, so the cost moves
+//! with the key count: at 4,096 and at 1,048,576 keys it is 95 bytes,
+//! against 79 for governor at 1,048,576 keys, and a live unused key costs
+//! 439 bytes there.
 //!
 //! [`Permit`]: crate::Permit
 //! [`Acquire`]: crate::Acquire
@@ -98,16 +129,15 @@ mod builder;
 mod eviction;
 mod shard;
 
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use tokio::task::AbortHandle;
 
-pub use builder::RegistryBuilder;
+pub use builder::{IdleKeys, RegistryBuilder};
 
 use self::eviction::Schedule;
-use self::shard::Shards;
+use self::shard::{KeyEntry, Shard, Shards};
 use crate::clock::Clock;
 use crate::policy::{Margin, Policy};
 use crate::{Credential, Limiter, RateLimit};
@@ -138,9 +168,16 @@ use crate::{Credential, Limiter, RateLimit};
 /// drop(limiter);
 ///
 /// // Past the interval (1 s plus the default 10 ms margin) and one eviction
-/// // period, the background sweeper has removed the idle limiter.
+/// // period, the background sweeper has evicted the idle limiter. The key
+/// // stays, dormant, with its limit.
 /// tokio::time::sleep(Duration::from_millis(2100)).await;
-/// assert!(registry.get("cred_1").is_none());
+/// assert_eq!(registry.live_len(), 0);
+/// assert_eq!(registry.len(), 1);
+///
+/// // A lookup builds a new limiter from the stored limit.
+/// let limiter = registry.get("cred_1").expect("the key is still known");
+/// assert_eq!(limiter.rate_limit().allowed_requests(), 10);
+/// assert_eq!(registry.live_len(), 1);
 /// # Ok(())
 /// # }
 /// ```
@@ -156,6 +193,7 @@ struct Shared {
     margin: Margin,
     clock: Arc<dyn Clock>,
     schedule: Schedule,
+    idle_keys: IdleKeys,
     /// The background sweeper, when the registry was built in a runtime.
     sweeper: OnceLock<AbortHandle>,
 }
@@ -188,19 +226,23 @@ impl Registry {
         Self::builder().build()
     }
 
-    /// Returns a builder to choose the policy, margin, clock, shard count or
-    /// eviction period.
+    /// Returns a builder to choose the policy, margin, clock, shard count,
+    /// eviction period or what is kept of idle keys.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder::new()
     }
 
     /// Returns the limiter for `id`, creating it with `limit` if the key is
-    /// new.
+    /// new or dormant.
     ///
-    /// On an existing key it changes the limit of the limiter in place with
+    /// On a live key it changes the limit of the limiter in place with
     /// [`Limiter::set_rate_limit`] and returns that limiter, so clones taken
     /// earlier see the new limit and no second limiter ever runs beside
     /// them. Inserting the limit the key already has changes nothing.
+    ///
+    /// On a dormant key it builds the limiter with `limit`, not the stored
+    /// one, and the key is live again until its limiter is evicted. Because
+    /// the call returns a limiter, it always makes the key live.
     ///
     /// When an eviction sweep is due, the call also sweeps one shard.
     ///
@@ -224,48 +266,29 @@ impl Registry {
         let shared = &*self.shared;
         let shard = shared.shards.for_key(&id);
 
-        let existing = shard.read().get(id.as_str()).cloned();
-        let limiter = match existing {
-            Some(limiter) => {
-                limiter.set_rate_limit(limit);
-                limiter
+        let live = shard.read().get(&id).and_then(KeyEntry::live_limiter);
+        let limiter = match live {
+            Some(limiter) => limiter,
+            None => {
+                let mut keys = shard.write();
+                keys.insert(id, limit, |limit| self.build_limiter(limit, "inserted"))
             }
-            None => self.insert_new(id, limit),
         };
+        // A limiter built above already has `limit`, so this changes only a
+        // live one, after the lock is released.
+        limiter.set_rate_limit(limit);
 
         shared.sweep_one_if_due(shared.clock.now());
         limiter
-    }
-
-    /// Stores a new limiter for `id` under the shard's write lock, or
-    /// updates the one another thread stored since the read lock was
-    /// released.
-    fn insert_new(&self, id: String, limit: RateLimit) -> Limiter {
-        let shared = &*self.shared;
-        let mut map = shared.shards.for_key(&id).write();
-        match map.entry(id.into_boxed_str()) {
-            Entry::Occupied(raced) => {
-                let limiter = raced.get().clone();
-                drop(map);
-                limiter.set_rate_limit(limit);
-                limiter
-            }
-            Entry::Vacant(vacant) => {
-                let limiter = shared.build_limiter(limit);
-                tracing::debug!(id = %vacant.key(), %limit, "registry added a limiter");
-                vacant.insert(limiter.clone());
-                limiter
-            }
-        }
     }
 
     /// Creates or updates the limiter for a credential from its
     /// `rate_limit`, as [`insert`](Self::insert) does with its `id`.
     ///
     /// Returns `None` when the credential has no rate limit. The registry
-    /// then leaves any limiter it already has for that id unchanged: it
-    /// keeps pacing with the last known limit until it is idle and evicted.
-    /// Call [`remove`](Self::remove) to stop pacing the credential at once.
+    /// then leaves what it has for that id unchanged: a live or dormant key
+    /// keeps pacing with the last known limit. Call
+    /// [`remove`](Self::remove) to stop pacing the credential.
     ///
     /// # Examples
     ///
@@ -300,30 +323,67 @@ impl Registry {
         Some(self.insert(credential.id.as_str(), limit))
     }
 
-    /// Returns the limiter for `id`, if the registry has one.
+    /// Returns the limiter for `id`, or `None` if the registry does not
+    /// have the key.
+    ///
+    /// On a dormant key it builds a new limiter from the stored limit, with
+    /// the registry's policy, margin and clock, and stores it, so the key is
+    /// live again. Concurrent calls for one dormant key return the same
+    /// limiter. Such a call also sweeps one shard when a sweep is due.
     ///
     /// The returned clone keeps the limiter from being evicted until it is
     /// dropped.
     pub fn get(&self, id: &str) -> Option<Limiter> {
-        self.shared.shards.for_key(id).read().get(id).cloned()
+        let shard = self.shared.shards.for_key(id);
+        let live = shard.read().get(id)?.live_limiter();
+        match live {
+            Some(limiter) => Some(limiter),
+            None => self.wake(shard, id),
+        }
     }
 
-    /// Removes the limiter for `id` and returns it, whether or not it is
-    /// idle.
+    /// Builds and stores the limiter of the dormant key `id`, unless another
+    /// call did so since the read lock was released or the key was removed.
+    fn wake(&self, shard: &Shard, id: &str) -> Option<Limiter> {
+        let limiter = shard
+            .write()
+            .wake(id, |limit| self.build_limiter(limit, "woken"));
+
+        let shared = &*self.shared;
+        shared.sweep_one_if_due(shared.clock.now());
+        limiter
+    }
+
+    /// Builds a limiter for a key that `reason` made live.
+    fn build_limiter(&self, limit: RateLimit, reason: &'static str) -> Limiter {
+        // The key is left out: with a bearer-token key extractor it is a
+        // secret.
+        tracing::debug!(%limit, reason, "registry built a limiter");
+        self.shared.build_limiter(limit)
+    }
+
+    /// Removes the key `id`, live or dormant, whether or not its limiter is
+    /// idle, and returns the key's limit.
+    ///
+    /// Returns `None` if the registry does not have the key.
     ///
     /// A limiter removed while in use keeps pacing the handles that still
     /// point to it, but a later [`insert`](Self::insert) for the same id
     /// builds a new limiter that does not count their requests. Until the
     /// old handles are dropped, the two together can exceed the limit.
-    pub fn remove(&self, id: &str) -> Option<Limiter> {
-        let removed = self.shared.shards.for_key(id).write().remove(id);
-        if removed.is_some() {
-            tracing::debug!(id, "registry removed a limiter");
-        }
-        removed
+    pub fn remove(&self, id: &str) -> Option<RateLimit> {
+        // The guard is a temporary, so the lock is released before the
+        // removed limiter, if any, is dropped.
+        let removed = self.shared.shards.for_key(id).write().remove(id)?;
+        let limit = match &removed {
+            KeyEntry::Live(limiter) => limiter.rate_limit(),
+            KeyEntry::Dormant(limit) => *limit,
+        };
+        tracing::debug!(%limit, "registry removed a key");
+        Some(limit)
     }
 
-    /// Returns the number of keys in the registry.
+    /// Returns the number of keys in the registry, live and dormant.
     pub fn len(&self) -> usize {
         self.shared
             .shards
@@ -332,12 +392,22 @@ impl Registry {
             .sum()
     }
 
-    /// Reports whether the registry has no keys.
+    /// Returns the number of keys that have a limiter, that is, keys that
+    /// are not dormant.
+    pub fn live_len(&self) -> usize {
+        self.shared
+            .shards
+            .iter()
+            .map(|shard| shard.read().live_len())
+            .sum()
+    }
+
+    /// Reports whether the registry has no keys, live or dormant.
     pub fn is_empty(&self) -> bool {
         self.shared
             .shards
             .iter()
-            .all(|shard| shard.read().is_empty())
+            .all(|shard| shard.read().len() == 0)
     }
 
     /// Sweeps every shard now and returns how many idle limiters it
@@ -366,12 +436,19 @@ impl Registry {
     /// assert_eq!(registry.evict_idle(), 0);
     /// clock.advance(Duration::from_secs(1));
     /// assert_eq!(registry.evict_idle(), 1);
-    /// assert!(registry.is_empty());
+    /// assert_eq!(registry.live_len(), 0);
+    /// assert_eq!(registry.len(), 1, "the key stays, dormant");
     /// # Ok(())
     /// # }
     /// ```
     pub fn evict_idle(&self) -> usize {
-        let evicted = self.shared.shards.iter().map(|shard| shard.sweep()).sum();
+        let idle_keys = self.shared.idle_keys;
+        let evicted = self
+            .shared
+            .shards
+            .iter()
+            .map(|shard| shard.sweep(idle_keys))
+            .sum();
         tracing::debug!(evicted, "swept all shards");
         evicted
     }
@@ -383,16 +460,18 @@ impl Default for Registry {
     }
 }
 
-/// Prints the number of keys and the settings, not the keys themselves.
+/// Prints the numbers of keys and the settings, not the keys themselves.
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = &*self.shared;
         f.debug_struct("Registry")
             .field("len", &self.len())
+            .field("live_len", &self.live_len())
             .field("shards", &shared.shards.count())
             .field("policy", &shared.policy)
             .field("margin", &shared.margin)
             .field("eviction_period", &shared.schedule.period())
+            .field("idle_keys", &shared.idle_keys)
             .field("background_sweeper", &shared.sweeper.get().is_some())
             .finish()
     }

@@ -112,12 +112,15 @@ impl<K> KeyedLimitLayer<K> {
     /// looks its limiter up in `lookup`, usually a
     /// [`Registry`](crate::registry::Registry).
     ///
-    /// NOTE: a registry evicts a limiter that has stayed idle, with no
-    /// handle outside the registry, for about one eviction period. A request
-    /// whose key was evicted fails with
+    /// A registry evicts a limiter that has stayed idle, with no handle
+    /// outside the registry, for about one eviction period, and keeps the
+    /// key with its limit. The next request with that key gets a new limiter
+    /// built from the stored limit, so the key works after any pause. A
+    /// registry built with
+    /// [`IdleKeys::Forget`](crate::registry::IdleKeys::Forget) removes
+    /// evicted keys instead, and their requests fail with
     /// [`Error::UnknownKey`](super::Error::UnknownKey) until the key is
-    /// inserted again, so insert a credential's limit again after a pause, or
-    /// keep a clone of its limiter for as long as the key is served.
+    /// inserted again.
     pub fn new(lookup: impl LimiterLookup, extractor: K) -> Self {
         Self {
             lookup: Arc::new(lookup),
