@@ -17,7 +17,7 @@ echo "== the planner's unit tests (examples are only built by cargo test)"
 cargo test --all-features --example plan
 
 echo "== loom models of the lock-free state"
-RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+RUSTFLAGS="--cfg tollgate_loom" CARGO_TARGET_DIR=target/loom \
     cargo test --release --lib loom
 
 echo "== examples and benchmarks compile"

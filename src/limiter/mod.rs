@@ -51,6 +51,12 @@ use crate::RateLimit;
 /// Waits are rounded up and never reported as zero while one remains. A clock
 /// that steps backwards makes the limiter admit less, never more.
 ///
+/// The token bucket rounds its emission interval `interval / allowed` up to a
+/// whole nanosecond, so its sustained rate never exceeds the limit. The cost
+/// is that a bucket emptied at once is full again up to `burst - 1`
+/// nanoseconds after one interval, instead of exactly then. The strict window
+/// has no such rounding.
+///
 /// # Examples
 ///
 /// ```

@@ -21,9 +21,9 @@
 //! used, were still current. A change writes the next slot first and then
 //! swaps in the next generation with `tat` converted to the new parameters.
 
-#[cfg(loom)]
+#[cfg(all(test, tollgate_loom))]
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(all(test, tollgate_loom)))]
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::{div_ceil, Decision, Stamp};
@@ -133,7 +133,7 @@ impl Gcra {
             }
 
             // The swap fails when a grant, refund or change moved the word
-            // since the load; the loop then decides again from the new value
+            // since the load. The loop then decides again from the new value
             // and generation, so a lost race can only turn a grant into a
             // wait, never the reverse.
             let next = pack(generation(word), after);
@@ -178,9 +178,9 @@ impl Gcra {
     }
 
     /// Switches to `allowed` per `interval` nanoseconds with `burst`, keeping
-    /// the bucket's level: the units available at `now`, earned at the old
-    /// rate and capped by the old burst, stay available (up to the new
-    /// burst), and units still owed stay owed at the new rate.
+    /// the bucket's level. The units available at `now` were earned at the
+    /// old rate and capped by the old burst, and they stay available up to
+    /// the new burst. Units still owed stay owed at the new rate.
     ///
     /// Callers serialize changes; grants may run concurrently.
     pub(crate) fn reconfigure(&self, now: u64, allowed: u32, interval: u64, burst: u32) {
@@ -218,7 +218,7 @@ impl Gcra {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tollgate_loom)))]
 mod tests {
     use super::*;
 
@@ -327,5 +327,68 @@ mod tests {
         // The last round is 40, and 40 % 3 == 1, so it set 2 per second.
         assert!(granted(bucket.try_grant(0, 1)));
         assert_eq!(bucket.try_grant(0, 1), Decision::NotBefore(SECOND / 2));
+    }
+}
+
+#[cfg(all(test, tollgate_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Three threads race for a burst of 2 at one instant: exactly two win,
+    /// and `tat` ends two emission intervals ahead.
+    #[test]
+    fn concurrent_grants_share_burst() {
+        loom::model(|| {
+            // 10 per 1000 ns: an emission interval of 100 ns.
+            let bucket = Arc::new(Gcra::new(10, 1_000, 2));
+            let others: Vec<_> = (0..2)
+                .map(|_| {
+                    let bucket = bucket.clone();
+                    thread::spawn(move || matches!(bucket.try_grant(0, 1), Decision::Granted(_)))
+                })
+                .collect();
+            let mine = matches!(bucket.try_grant(0, 1), Decision::Granted(_));
+            let granted = others
+                .into_iter()
+                .map(|other| other.join().expect("granting thread panicked"))
+                .filter(|granted| *granted)
+                .count()
+                + usize::from(mine);
+
+            assert_eq!(granted, 2, "a burst of 2 must admit exactly 2 of 3");
+            assert_eq!(
+                tat(bucket.state.load(Ordering::Acquire)),
+                200,
+                "two grants must move `tat` by two emission intervals"
+            );
+        });
+    }
+
+    /// A refund racing a later grant never returns units the later grant
+    /// built on: `tat` always counts exactly the units still granted.
+    #[test]
+    fn refund_races_grant() {
+        loom::model(|| {
+            let bucket = Arc::new(Gcra::new(10, 1_000, 2));
+            let Decision::Granted(Stamp::Bucket { before, after }) = bucket.try_grant(0, 1) else {
+                panic!("the first grant of a full bucket was rejected");
+            };
+            let other = {
+                let bucket = bucket.clone();
+                thread::spawn(move || matches!(bucket.try_grant(0, 1), Decision::Granted(_)))
+            };
+            let refunded = bucket.refund(before, after);
+            let granted = other.join().expect("granting thread panicked");
+
+            assert!(granted, "a burst of 2 must admit the second unit");
+            let units = 2 - u64::from(refunded);
+            assert_eq!(
+                tat(bucket.state.load(Ordering::Acquire)),
+                units * 100,
+                "`tat` must count the {units} units still granted (refunded: {refunded})"
+            );
+        });
     }
 }
