@@ -119,7 +119,7 @@ impl<L: Borrow<Limiter>> Waiter<L> {
         let core = &self.limiter.borrow().core;
         match self.state {
             State::Start => {
-                if core.try_direct(self.weight).is_ok() {
+                if core.try_direct(self.weight, core.clock.now()).is_ok() {
                     tracing::trace!(weight = self.weight, "granted without waiting");
                     return Poll::Ready(self.permit());
                 }

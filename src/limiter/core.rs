@@ -199,12 +199,12 @@ impl Core {
         })
     }
 
-    /// Takes a slot and a rate grant at once when nobody is queued.
-    pub(crate) fn try_direct(&self, weight: u32) -> Result<(), Option<u64>> {
+    /// Takes a slot and a rate grant at `now` when nobody is queued.
+    pub(crate) fn try_direct(&self, weight: u32, now: u64) -> Result<(), Option<u64>> {
         if self.slots.waiters() != 0 || !self.slots.try_take() {
             return Err(None);
         }
-        match self.rate.try_grant(self.clock.now(), weight) {
+        match self.rate.try_grant(now, weight) {
             Decision::Granted(_) => Ok(()),
             Decision::NotBefore(at) => {
                 self.release_slot();

@@ -222,16 +222,20 @@ impl Limiter {
         let core = &self.core;
         let now = core.clock.now();
 
-        let (queued_weight, waiting) = core.queued();
-        if waiting > 0 {
-            let ready_at = core.rate.forecast(now, queued_weight + u64::from(weight));
-            return Err(TryAcquireError::Queued {
-                waiting,
-                retry_after: Duration::from_nanos(ready_at.saturating_sub(now).max(1)),
-            });
+        // The queue lock is taken only when the lock-free count shows waiters,
+        // so a grant that needs no wait stays lock-free.
+        if core.slots.waiters() > 0 {
+            let (queued_weight, waiting) = core.queued();
+            if waiting > 0 {
+                let ready_at = core.rate.forecast(now, queued_weight + u64::from(weight));
+                return Err(TryAcquireError::Queued {
+                    waiting,
+                    retry_after: Duration::from_nanos(ready_at.saturating_sub(now).max(1)),
+                });
+            }
         }
 
-        match core.try_direct(weight) {
+        match core.try_direct(weight, now) {
             Ok(()) => Ok(Permit::new(self.clone(), weight)),
             Err(Some(at)) => Err(TryAcquireError::RateLimited {
                 retry_after: Duration::from_nanos(at.saturating_sub(now).max(1)),
