@@ -634,3 +634,31 @@ fn backwards_clock_admits_nothing_extra() {
         assert!(clock.now() > 0);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn queued_behind_slot_has_no_retry_time() {
+    // The rate limit allows the request now; only the requests ahead, waiting
+    // for the one slot, stand in the way, so no retry time can be promised.
+    let limiter = exact(limit(100, 1000, 1));
+    let _held = limiter.acquire().await;
+    let waiter = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move { limiter.acquire().await })
+    };
+    tokio::task::yield_now().await;
+
+    let error = limiter.try_acquire().expect_err("a waiter is queued");
+    assert_eq!(
+        error,
+        TryAcquireError::Queued {
+            waiting: 1,
+            retry_after: None
+        }
+    );
+    assert_eq!(error.retry_after(), None);
+    assert_eq!(
+        error.to_string(),
+        "requests queued ahead: 1; retry after they are served"
+    );
+    waiter.abort();
+}

@@ -12,9 +12,10 @@
 //! bunches grants.
 //!
 //! When the head needs time to pass, the limiter arms one timer, owned by the
-//! queue rather than by any waiter. Its waker grants the head itself, so a
-//! waiter that is leaked without being dropped is granted in its turn and
-//! costs only its own place, and N waiters cost about N task wakeups.
+//! queue rather than by any waiter. Its waker grants the head itself, so N
+//! waiters cost about N task wakeups. A waiter that is leaked without being
+//! dropped is granted in its turn and the queue moves on. It then keeps its
+//! concurrency slot, as a leaked permit would.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU32;

@@ -8,8 +8,8 @@ use std::time::Duration;
 pub enum AcquireError {
     /// The weight is 0 or larger than the policy can ever grant at once.
     #[error(
-        "weight must be between 1 and {capacity} (the largest grant this policy allows), \
-         got {weight}; split the request or raise the burst"
+        "weight must be between 1 and {capacity} (the largest grant this limiter allows), \
+         got {weight}; split a heavier request into parts of at most {capacity}"
     )]
     InvalidWeight {
         /// The weight requested.
@@ -57,18 +57,20 @@ pub enum TryAcquireError {
         cap: u32,
     },
     /// Other requests are queued and are served first.
-    #[error("{waiting} requests are queued ahead; retry in {retry_after:?} at the earliest")]
+    #[error("requests queued ahead: {waiting}; retry after they are served{}", RetryHint(*retry_after))]
     Queued {
         /// The number of queued requests.
         waiting: usize,
-        /// A lower bound on the wait: the rate limit's time to serve the
-        /// queue and this request, not counting concurrency.
-        retry_after: Duration,
+        /// A lower bound on the wait when the rate limit sets one: its time to
+        /// serve the queue and this request. `None` when the rate limit would
+        /// allow them now, so the wait depends on requests in flight
+        /// finishing.
+        retry_after: Option<Duration>,
     },
     /// The weight is 0 or larger than the policy can ever grant at once.
     #[error(
-        "weight must be between 1 and {capacity} (the largest grant this policy allows), \
-         got {weight}; split the request or raise the burst"
+        "weight must be between 1 and {capacity} (the largest grant this limiter allows), \
+         got {weight}; split a heavier request into parts of at most {capacity}"
     )]
     InvalidWeight {
         /// The weight requested.
@@ -78,13 +80,26 @@ pub enum TryAcquireError {
     },
 }
 
+/// Formats an optional lower bound on a wait for an error message.
+struct RetryHint(Option<Duration>);
+
+impl std::fmt::Display for RetryHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(wait) => write!(f, ", in {wait:?} at the earliest"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl TryAcquireError {
-    /// Returns how long to wait before a retry can succeed, if the rate limit
-    /// or the queue determines it.
+    /// Returns how long to wait before a retry can succeed, when the rate
+    /// limit determines it. `None` means the wait depends on other requests
+    /// finishing.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            TryAcquireError::RateLimited { retry_after }
-            | TryAcquireError::Queued { retry_after, .. } => Some(*retry_after),
+            TryAcquireError::RateLimited { retry_after } => Some(*retry_after),
+            TryAcquireError::Queued { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -33,6 +33,11 @@ use crate::RateLimit;
 /// `max_concurrent_requests` is non-zero) and then a rate grant under the
 /// chosen [`Policy`], and holds the slot in a [`Permit`] until it drops.
 ///
+/// Waiting needs a tokio runtime with its time driver when the limiter uses
+/// the default [`TokioClock`]: without one, a request that must wait never
+/// completes. [`try_acquire`](Self::try_acquire) never waits and works
+/// anywhere.
+///
 /// # Fairness
 ///
 /// Requests are granted in arrival order. A request that cannot be granted
@@ -230,7 +235,7 @@ impl Limiter {
                 let ready_at = core.rate.forecast(now, queued_weight + u64::from(weight));
                 return Err(TryAcquireError::Queued {
                     waiting,
-                    retry_after: Duration::from_nanos(ready_at.saturating_sub(now).max(1)),
+                    retry_after: (ready_at > now).then(|| Duration::from_nanos(ready_at - now)),
                 });
             }
         }
@@ -242,7 +247,7 @@ impl Limiter {
             }),
             Err(None) if core.slots.waiters() > 0 => Err(TryAcquireError::Queued {
                 waiting: core.slots.waiters(),
-                retry_after: Duration::from_nanos(1),
+                retry_after: None,
             }),
             Err(None) => Err(TryAcquireError::ConcurrencyLimited {
                 cap: core.slots.cap(),
