@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, integration, property and doc tests, the
-# loom models, and a compile check of the examples and benchmarks. It installs
-# what a fresh machine lacks (a Rust toolchain through rustup is assumed).
+# loom models, the planner's unit tests, and a compile check of the examples
+# and benchmarks. It needs only cargo: every dependency comes from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -520,7 +520,7 @@ async fn worst_window_matches_brute_force() {
         advance(Duration::from_millis(pause_ms)).await;
         offset += Duration::from_millis(pause_ms);
         burst_from_thread(&url, "key-a", count).await;
-        expected_arrivals.extend(std::iter::repeat(offset).take(count));
+        expected_arrivals.extend(std::iter::repeat_n(offset, count));
     }
 
     let report = provider.report();

@@ -1,5 +1,7 @@
-//! Wire objects of the management API: `RateLimit`, `Health`, providers and
-//! credentials with their `properties`.
+//! Wire objects of the Sequin management API, the service whose credential
+//! objects carry these rate limits: `RateLimit`, `Health`, providers and
+//! credentials with their `properties`. Field names and shapes follow that
+//! API's object reference, so its JSON parses and round-trips unchanged.
 //!
 //! This module knows nothing of time, tokio or HTTP.
 

@@ -97,8 +97,8 @@ pub enum Margin {
     None,
     /// Adds a fixed guard time to the interval.
     Guard(Duration),
-    /// Uses only this percentage (1 to 100) of `allowed_requests`, rounded
-    /// down but at least 1.
+    /// Uses only this percentage of `allowed_requests`, rounded down but at
+    /// least 1. Values outside 1 to 100 are clamped to that range.
     Share(u8),
 }
 
