@@ -172,16 +172,18 @@ fn float_error(field: &'static str, value: f64, max: u64) -> ValidationError {
     // whole non-negative f64 converts to u64 exactly.
     const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
 
-    let rule = if value.fract() != 0.0 {
-        "must be a whole number".into()
+    let (rule, shown) = if value.fract() != 0.0 {
+        ("must be a whole number".into(), value.to_string())
     } else if value < 0.0 {
-        "must not be negative".into()
+        ("must not be negative".into(), value.to_string())
     } else if value >= U64_LIMIT || value as u64 > max {
-        format!("must be at most {max}")
+        (format!("must be at most {max}"), value.to_string())
     } else {
-        "must be written as an integer, without a decimal point or exponent".into()
+        // Debug keeps the decimal point, so `1000.0` is shown as sent.
+        let rule = "must be written as an integer, without a decimal point or exponent";
+        (rule.to_owned(), format!("{value:?}"))
     };
-    ValidationError::new(field, value.to_string(), rule)
+    ValidationError::new(field, shown, rule)
 }
 
 impl<'de> Deserialize<'de> for WireNumber {
@@ -273,6 +275,11 @@ fn required(
 ) -> Result<u64, ValidationError> {
     match value {
         Some(number) => number.to_unsigned(field, max),
+        None if field == "max_concurrent_requests" => Err(ValidationError::new(
+            field,
+            "missing",
+            "is required (0 means no concurrency cap)",
+        )),
         None => Err(ValidationError::new(field, "missing", "is required")),
     }
 }

@@ -232,8 +232,8 @@ impl Registry {
         RegistryBuilder::new()
     }
 
-    /// Returns the limiter for `id`, creating it with `limit` if the key is
-    /// new or dormant.
+    /// Inserts `id` with `limit`, building its limiter if the key is new or
+    /// dormant, and returns the limiter.
     ///
     /// On a live key it changes the limit of the limiter in place with
     /// [`Limiter::set_rate_limit`] and returns that limiter, so clones taken
