@@ -11,26 +11,26 @@
 //! timing at all. Tests without HTTP run on the paused clock and check exact
 //! times.
 
+mod common;
+
+use common::{StreamServer, CHUNKS};
+
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
-use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{Instant, Sleep};
+use hyper_util::rt::TokioExecutor;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tollgate::registry::Registry;
 use tollgate::testing::MockProvider;
 use tollgate::tower::{
@@ -46,10 +46,6 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time the client-side limiters add to each interval, covering the
 /// delay between a grant and the provider reading the request.
 const GUARD: Duration = Duration::from_millis(100);
-
-/// Chunks that each streamed response body sends, one per [`CHUNK_EVERY`].
-const CHUNKS: usize = 5;
-const CHUNK_EVERY: Duration = Duration::from_millis(100);
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -81,121 +77,6 @@ async fn bounded<F: Future>(test: F) -> F::Output {
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await
         .expect("the test finishes within its time bound")
-}
-
-/// Counts the server's responses whose body has not finished.
-#[derive(Debug, Default)]
-struct OpenResponses {
-    open: AtomicUsize,
-    peak: AtomicUsize,
-    served: AtomicUsize,
-}
-
-impl OpenResponses {
-    fn enter(self: &Arc<Self>) -> OpenGuard {
-        let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(open, Ordering::SeqCst);
-        self.served.fetch_add(1, Ordering::SeqCst);
-        OpenGuard(Arc::clone(self))
-    }
-
-    fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
-    }
-
-    fn served(&self) -> usize {
-        self.served.load(Ordering::SeqCst)
-    }
-}
-
-/// Keeps one response counted as open until it drops.
-struct OpenGuard(Arc<OpenResponses>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A response body that sends [`CHUNKS`] chunks, one every [`CHUNK_EVERY`],
-/// and stops counting its response as open once it has sent the last.
-struct SlowBody {
-    remaining: usize,
-    sleep: Pin<Box<Sleep>>,
-    open: Option<OpenGuard>,
-}
-
-impl Body for SlowBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.remaining == 0 {
-            self.open = None;
-            return Poll::Ready(None);
-        }
-        ready!(self.sleep.as_mut().poll(cx));
-        self.remaining -= 1;
-        self.sleep.as_mut().reset(Instant::now() + CHUNK_EVERY);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"chunk\n")))))
-    }
-}
-
-/// An HTTP/1.1 server on loopback whose responses send their headers at
-/// once and stream their body for `CHUNKS * CHUNK_EVERY`.
-struct StreamServer {
-    addr: SocketAddr,
-    responses: Arc<OpenResponses>,
-    task: JoinHandle<()>,
-}
-
-impl StreamServer {
-    async fn start() -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("the stream server binds");
-        let addr = listener.local_addr().expect("the listener has an address");
-        let responses = Arc::new(OpenResponses::default());
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&responses)));
-        Self {
-            addr,
-            responses,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/stream", self.addr)
-    }
-}
-
-impl Drop for StreamServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, responses: Arc<OpenResponses>) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let responses = Arc::clone(&responses);
-        let service = hyper::service::service_fn(move |_request| {
-            let body = SlowBody {
-                remaining: CHUNKS,
-                sleep: Box::pin(tokio::time::sleep(CHUNK_EVERY)),
-                open: Some(responses.enter()),
-            };
-            async move { Ok::<_, Infallible>(Response::new(body)) }
-        });
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            // A client that closes its connection early is not a test failure.
-            let _ = connection.await;
-        });
-    }
 }
 
 /// An inner service that counts its calls and returns `ok` at once.
