@@ -281,9 +281,9 @@ impl Limiter {
     /// - Capacity earned while idle was earned at the old rate and stays
     ///   capped as before. A token bucket keeps its configured burst, capped
     ///   at the new `allowed_requests`.
-    /// - A lower concurrency cap cancels nothing in flight and admits
-    ///   nothing new until in-flight requests drop below it; a higher cap
-    ///   admits queued requests at once.
+    /// - A lower concurrency cap cancels nothing in flight. It admits nothing
+    ///   new until in-flight requests drop below it. A higher cap admits
+    ///   queued requests at once.
     /// - Queued requests keep their order. One queued with a weight above the
     ///   new capacity is granted as a full-capacity request.
     pub fn set_rate_limit(&self, limit: RateLimit) {

@@ -126,8 +126,8 @@ impl WindowLog {
             position -= units;
         }
 
-        // Unreachable while `used` matches the entries; waiting one interval
-        // longer is the safe answer if it ever does not.
+        // Unreachable while `used` matches the entries. If it ever does not,
+        // waiting one more interval is the safe result.
         now.saturating_add(self.interval).saturating_add(delay)
     }
 
@@ -153,10 +153,10 @@ impl WindowLog {
     ///
     /// Grants already in the log keep counting, so a change never opens a
     /// fresh burst. A longer interval reaches back past what the log still
-    /// remembers, so the gap is filled as if the old limit had been used in
-    /// full, back to the latest real grant: capacity then frees at the old
-    /// rate until the new window has passed, and a limiter that was idle for
-    /// the whole new window gets no such entries.
+    /// remembers. That gap is filled as if the old limit had been used in
+    /// full, back to the latest real grant, so capacity frees at the old rate
+    /// until the new window has passed. A limiter that was idle for the whole
+    /// new window gets no such entries.
     pub(crate) fn reconfigure(&mut self, now: u64, allowed: u32, interval: u64) {
         let interval = interval.max(1);
         self.expire(now);
