@@ -748,7 +748,7 @@ const USAGE: &str = "usage: accuracy [--paused] [--svg FILE]
   --paused    run on tokio's paused clock (deterministic)
   --svg FILE  write the boundary burst plot to FILE as SVG";
 
-/// Parses the command line, or returns `None` when it asks for help.
+/// Parses the command line, or returns `None` when it requests help.
 ///
 /// # Errors
 ///

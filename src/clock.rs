@@ -104,7 +104,7 @@ impl Clock for TokioClock {
     }
 }
 
-/// A clock that moves only when told to, for deterministic tests.
+/// A clock that moves only when a test moves it, for deterministic tests.
 ///
 /// Clones share one time. [`advance`](ManualClock::advance) wakes every sleep
 /// whose deadline has passed; [`set`](ManualClock::set) may also move time

@@ -637,8 +637,8 @@ fn backwards_clock_admits_nothing_extra() {
 
 #[tokio::test(start_paused = true)]
 async fn queued_behind_slot_has_no_retry_time() {
-    // The rate limit allows the request now; only the requests ahead, waiting
-    // for the one slot, stand in the way, so no retry time can be promised.
+    // The rate limit allows the request now. Only the request ahead, waiting
+    // for the one slot, stands in the way, so no retry time can be promised.
     let limiter = exact(limit(100, 1000, 1));
     let _held = limiter.acquire().await;
     let waiter = {

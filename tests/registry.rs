@@ -443,7 +443,7 @@ fn keyed_request(key: &str) -> http::Request<()> {
 }
 
 /// Returns a registry with `idle_keys` and a keyed tower service over it
-/// that answers every request with a two-byte body.
+/// that returns a two-byte body for every request.
 fn keyed_service(
     idle_keys: IdleKeys,
 ) -> (

@@ -611,7 +611,7 @@ async fn keyed_poll_ready_reserves_nothing() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-/// A lookup closure that finds only `key-a`.
+/// Returns a lookup closure that finds only `key-a`.
 fn limiter_lookup(limiter: &Limiter) -> impl Fn(&str) -> Option<Limiter> + Send + Sync + 'static {
     let limiter = limiter.clone();
     move |key: &str| (key == "key-a").then(|| limiter.clone())

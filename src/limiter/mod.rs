@@ -205,7 +205,7 @@ impl Limiter {
     ///
     /// # Errors
     ///
-    /// Returns a [`TryAcquireError`] that says why no permit was granted
+    /// Returns a [`TryAcquireError`] with the reason no permit was granted
     /// and, where the rate limit determines it, the earliest retry time.
     pub fn try_acquire(&self) -> Result<Permit, TryAcquireError> {
         self.try_acquire_weighted(1)
@@ -213,12 +213,14 @@ impl Limiter {
 
     /// Takes a permit for `weight` units if the limiter can grant it now.
     ///
-    /// It never waits and never jumps the queue: while others wait it
-    /// returns [`TryAcquireError::Queued`].
+    /// It never waits. While requests are queued it returns
+    /// [`TryAcquireError::Queued`] instead of taking capacity ahead of them.
+    /// A request that joins the queue at the same instant may still be
+    /// overtaken, as with any two concurrent arrivals.
     ///
     /// # Errors
     ///
-    /// Returns a [`TryAcquireError`] that says why no permit was granted
+    /// Returns a [`TryAcquireError`] with the reason no permit was granted
     /// and, where the rate limit determines it, the earliest retry time.
     pub fn try_acquire_weighted(&self, weight: u32) -> Result<Permit, TryAcquireError> {
         if let Err(AcquireError::InvalidWeight { weight, capacity }) = self.check_weight(weight) {

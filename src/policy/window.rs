@@ -20,8 +20,8 @@ pub(crate) struct WindowLog {
     used: u64,
     allowed: u32,
     interval: u64,
-    /// The latest time ever recorded, kept after its entry expires, so a
-    /// change to a longer interval knows how far back grants can reach.
+    /// The latest time ever recorded, kept after its entry expires. A change
+    /// to a longer interval reads it to find how far back grants can reach.
     latest: Option<u64>,
 }
 
